@@ -1,0 +1,60 @@
+"""Kubernetes resource quantities ("500m", "2Gi") to canonical integers.
+
+Parsing is the kubernetes client's own ``parse_quantity``; this module only
+adds the rules we need on top: positive, whole millicores / bytes, and errors
+that say what was wrong.
+"""
+
+import math
+import re
+from decimal import Decimal
+
+from kubernetes.utils.quantity import parse_quantity
+
+# parse_quantity tolerates signs and exponents; we accept a plain positive
+# number with an optional SI or binary suffix, the form people actually write.
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+
+
+class QuantityError(ValueError):
+    pass
+
+
+def parse(value: str, *, what: str) -> Decimal:
+    text = (value or "").strip()
+    if not _QUANTITY.match(text):
+        raise QuantityError(
+            f"{what}: {value!r} is not a Kubernetes quantity; "
+            "write a positive number with an optional unit, e.g. 500m, 2, 512Mi, 4Gi."
+        )
+    try:
+        amount = parse_quantity(text)
+    except ValueError as exc:  # pragma: no cover - the regex is stricter
+        raise QuantityError(f"{what}: {value!r} is not a Kubernetes quantity.") from exc
+    if amount <= 0:
+        raise QuantityError(f"{what}: must be greater than zero (got {value!r}).")
+    return amount
+
+
+def cpu_millicores(value: str, *, what: str = "CPU") -> int:
+    millicores = parse(value, what=what) * 1000
+    if millicores != millicores.to_integral_value():
+        raise QuantityError(f"{what}: {value!r} is finer than one millicore.")
+    return int(millicores)
+
+
+def to_bytes(value: str, *, what: str = "Memory") -> int:
+    # "1.5Gi" is fine; a fraction of a byte is rounded up as Kubernetes does.
+    return math.ceil(parse(value, what=what))
+
+
+def format_bytes(amount: int) -> str:
+    """The shortest exact binary form: 2147483648 -> "2Gi"."""
+    for suffix, factor in (("Ti", 2**40), ("Gi", 2**30), ("Mi", 2**20), ("Ki", 2**10)):
+        if amount % factor == 0:
+            return f"{amount // factor}{suffix}"
+    return str(amount)
+
+
+def format_millicores(amount: int) -> str:
+    return str(amount // 1000) if amount % 1000 == 0 else f"{amount}m"
