@@ -1,0 +1,80 @@
+"""Shared fixtures: personas, factories, and service requirements.
+
+A test that needs PostgreSQL, Redis or Docker is marked ``needs_postgres`` /
+``needs_redis`` / ``needs_docker``. Locally a missing service skips with the
+reason; in CI (CI=true) it fails, because CI must run everything.
+"""
+
+import os
+import socket
+from urllib.parse import urlparse
+
+import pytest
+from django.conf import settings
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def missing_service(reason: str) -> None:
+    if IN_CI:
+        pytest.fail(f"CI must provide this service: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+def _redis_up(url: str) -> bool:
+    if not url:
+        return False
+    parsed = urlparse(url)
+    try:
+        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 6379), 1):
+            return True
+    except OSError:
+        return False
+
+
+def docker_url() -> str:
+    return os.environ.get("NOTEBOOK_RUNTIME_DOCKER_URL") or os.environ.get("DOCKER_HOST", "")
+
+
+@pytest.fixture(autouse=True)
+def _service_requirements(request):
+    if request.node.get_closest_marker("needs_postgres"):
+        if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+            missing_service("needs PostgreSQL: set DATABASE_URL=postgres://...")
+    if request.node.get_closest_marker("needs_redis"):
+        if not _redis_up(settings.REDIS_URL):
+            missing_service("needs Redis: set REDIS_URL=redis://127.0.0.1:6379/0 and start it")
+    if request.node.get_closest_marker("needs_docker"):
+        url = docker_url()
+        if not url:
+            missing_service("needs a Docker engine: set NOTEBOOK_RUNTIME_DOCKER_URL (see .ci/run)")
+
+
+@pytest.fixture
+def personas(db):
+    """admin (superuser), manager (IDE_MANAGE), alice and bob (users)."""
+    from tests.factories import make_personas
+
+    return make_personas()
+
+
+@pytest.fixture
+def admin_user(personas):
+    return personas.admin
+
+
+@pytest.fixture
+def alice(personas):
+    return personas.alice
+
+
+@pytest.fixture
+def bob(personas):
+    return personas.bob
+
+
+@pytest.fixture
+def default_class(db):
+    from tests.factories import ResourceClassFactory
+
+    return ResourceClassFactory(id="small", is_default=True)
