@@ -133,6 +133,8 @@ WHITENOISE_USE_FINDERS = DEBUG
 # --- Security: secure by default whenever DEBUG is off ---------------------
 SECURE_HTTPS = env.bool("SECURE_HTTPS", default=not DEBUG)
 SECURE_SSL_REDIRECT = SECURE_HTTPS
+# Container health checks talk plain HTTP to the process itself.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SESSION_COOKIE_SECURE = SECURE_HTTPS
 CSRF_COOKIE_SECURE = SECURE_HTTPS
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if SECURE_HTTPS else 0)
@@ -170,8 +172,13 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = 600
 CELERY_TASK_SOFT_TIME_LIMIT = 540
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
-# A request must fail fast with a clear error when the broker is down, not hang.
-CELERY_BROKER_TRANSPORT_OPTIONS = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
+# A request must fail fast with a clear error when the broker is down, not hang;
+# the in-memory transport polls, so poll often.
+CELERY_BROKER_TRANSPORT_OPTIONS = (
+    {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
+    if REDIS_URL
+    else {"polling_interval": 0.1}
+)
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 
 # --- Notebook runtime policy ---------------------------------------------------
@@ -221,5 +228,40 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {"celery": {"level": "WARNING"}, "kombu": {"level": "WARNING"}},
+    "loggers": {
+        "celery": {"level": "WARNING"},
+        "kombu": {"level": "WARNING"},
+        "kombu.connection": {"level": "ERROR"},
+    },
 }
+
+# --- Worker lifecycle (issue 4) -----------------------------------------------
+# Effective GPU units per GPU model the platform may hand out at once, as JSON,
+# e.g. {"RTX 5090": 8}; a model not listed is not capacity-limited.
+NOTEBOOK_RUNTIME_GPU_CAPACITY = env.json("NOTEBOOK_RUNTIME_GPU_CAPACITY", default={})
+# A runtime no active worker claims is terminated after this grace period
+# (a start may have created it a moment before its row committed).
+NOTEBOOK_RUNTIME_ORPHAN_GRACE_SECONDS = env.int(
+    "NOTEBOOK_RUNTIME_ORPHAN_GRACE_SECONDS", default=300
+)
+# Stop retries back off exponentially from this base up to the cap.
+NOTEBOOK_RUNTIME_STOP_RETRY_BASE_SECONDS = env.int(
+    "NOTEBOOK_RUNTIME_STOP_RETRY_BASE_SECONDS", default=30
+)
+NOTEBOOK_RUNTIME_STOP_RETRY_MAX_SECONDS = env.int(
+    "NOTEBOOK_RUNTIME_STOP_RETRY_MAX_SECONDS", default=1800
+)
+# How often start_worker polls the backend and the probe while starting.
+NOTEBOOK_RUNTIME_START_POLL_SECONDS = env.float(
+    "NOTEBOOK_RUNTIME_START_POLL_SECONDS", default=2.0
+)
+# Beat intervals (seconds) of the periodic lifecycle tasks.
+NOTEBOOK_RUNTIME_RECONCILE_INTERVAL_SECONDS = env.int(
+    "NOTEBOOK_RUNTIME_RECONCILE_INTERVAL_SECONDS", default=60
+)
+NOTEBOOK_RUNTIME_PROBE_INTERVAL_SECONDS = env.int(
+    "NOTEBOOK_RUNTIME_PROBE_INTERVAL_SECONDS", default=30
+)
+NOTEBOOK_RUNTIME_REAP_INTERVAL_SECONDS = env.int(
+    "NOTEBOOK_RUNTIME_REAP_INTERVAL_SECONDS", default=60
+)

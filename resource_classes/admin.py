@@ -14,7 +14,12 @@ class ResourceClassForm(forms.ModelForm):
     def clean(self):
         cleaned = super().clean()
         if not self.errors:
-            for field, field_errors in resource_class_default_errors(self.instance).items():
+            rules = resource_class_default_errors(
+                pk=cleaned.get("id", self.instance.pk),
+                is_default=cleaned.get("is_default", False),
+                enabled=cleaned.get("enabled", False),
+            )
+            for field, field_errors in rules.items():
                 for error in field_errors:
                     self.add_error(field, error)
         return cleaned

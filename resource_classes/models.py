@@ -123,6 +123,12 @@ class ResourceClass(models.Model):
         if errors:
             raise ValidationError(errors)
 
+    def validate_constraints(self, exclude=None) -> None:
+        # The default moves between classes inside resource_class_save, which
+        # also checks the default rules; the database constraint stays the
+        # last word against races.
+        super().validate_constraints(exclude={*(exclude or ()), "is_default"})
+
     def save(self, *args, **kwargs) -> None:
         # Code paths that skip clean() (fixtures, shell) still get canonical
         # values; invalid quantities then raise instead of writing garbage.

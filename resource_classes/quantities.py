@@ -22,6 +22,8 @@ class QuantityError(ValueError):
 
 def parse(value: str, *, what: str) -> Decimal:
     text = (value or "").strip()
+    if text.startswith("-") and _QUANTITY.match(text[1:]):
+        raise QuantityError(f"{what}: must be greater than zero (got {value!r}).")
     if not _QUANTITY.match(text):
         raise QuantityError(
             f"{what}: {value!r} is not a Kubernetes quantity; "

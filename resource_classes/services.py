@@ -10,19 +10,21 @@ from resource_classes.models import ResourceClass
 DEFAULT_RULE = "Exactly one enabled resource class must be marked as the default."
 
 
-def resource_class_default_errors(resource_class: ResourceClass) -> dict[str, list[str]]:
+def resource_class_default_errors(
+    *, pk: str | None, is_default: bool, enabled: bool
+) -> dict[str, list[str]]:
     """Errors in a form for what saving this class would do to the default rule.
 
     Ticking *default* on a class moves the default to it (see
     ``resource_class_save``); what is refused is leaving the platform with none.
     """
     errors: dict[str, list[str]] = {}
-    if resource_class.is_default and not resource_class.enabled:
+    if is_default and not enabled:
         errors["enabled"] = ["The default class must be enabled; make another class the default first."]
         return errors
-    if resource_class.is_default:
+    if is_default:
         return errors
-    others = ResourceClass.objects.exclude(pk=resource_class.pk)
+    others = ResourceClass.objects.exclude(pk=pk)
     if not others.filter(enabled=True, is_default=True).exists():
         errors["is_default"] = [
             f"{DEFAULT_RULE} No other class is the default, so this one must be: "
@@ -35,7 +37,11 @@ def resource_class_default_errors(resource_class: ResourceClass) -> dict[str, li
 def resource_class_save(resource_class: ResourceClass) -> ResourceClass:
     """Validate and save; a new default takes over from the previous one."""
     resource_class.full_clean()
-    errors = resource_class_default_errors(resource_class)
+    errors = resource_class_default_errors(
+        pk=resource_class.pk,
+        is_default=resource_class.is_default,
+        enabled=resource_class.enabled,
+    )
     if errors:
         raise ValidationError(errors)
     if resource_class.is_default:

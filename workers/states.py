@@ -1,6 +1,8 @@
-"""Worker statuses and their groupings. No Django import: this is data.
+"""Worker statuses, their groupings and the transition table. No Django
+import: this is data, tested against a literal expected table.
 
-The one place that says what "active", "terminal" and "stale candidate" mean.
+The one place that says what "active", "terminal", "allocated" and "stale
+candidate" mean, which status may follow which, and what a user sees.
 """
 
 STARTING = "starting"
@@ -15,8 +17,68 @@ ACTIVE_STATUSES = frozenset({STARTING, READY, BUSY, STOPPING})
 TERMINAL_STATUSES = frozenset({STOPPED, FAILED})
 # "Stale" = one of these for longer than its configured threshold.
 STALE_CANDIDATE_STATUSES = frozenset({STARTING, BUSY})
-# Workers that hold capacity (count against limits and quotas).
+# Workers that may have a runtime (reconcile keeps these; others are orphans).
 HOLDING_STATUSES = ACTIVE_STATUSES
+# Workers that count against the per-user limit, project GPU quotas, queue
+# deserved limits and GPU capacity. A stopping worker was released by the
+# control plane: counting it would let one failed stop block its owner.
+ALLOCATED_STATUSES = frozenset({STARTING, READY, BUSY})
+# Workers whose runtime should answer health probes.
+PROBED_STATUSES = frozenset({READY, BUSY})
+
+# from-status -> the statuses it may move to. Terminal statuses are final:
+# starting again creates a new worker row (rows are the history).
+TRANSITIONS: dict[str, frozenset[str]] = {
+    STARTING: frozenset({READY, STOPPING, FAILED}),
+    READY: frozenset({BUSY, STOPPING, FAILED}),
+    BUSY: frozenset({READY, STOPPING, FAILED}),
+    # Only a backend that confirms the runtime is gone ends a stop.
+    STOPPING: frozenset({STOPPED}),
+    STOPPED: frozenset(),
+    FAILED: frozenset(),
+}
+
+
+def can_transition(from_status: str, to_status: str) -> bool:
+    """Whether ``from_status -> to_status`` is an allowed transition."""
+    return to_status in TRANSITIONS.get(from_status, frozenset())
+
+
+# What a user sees for a workspace, derived from its current (newest) worker;
+# ``None`` = the workspace never started.
+WORKSPACE_STOPPED = "Stopped"
+WORKSPACE_STARTING = "Starting"
+WORKSPACE_RUNNING = "Running"
+WORKSPACE_STOPPING = "Stopping"
+WORKSPACE_ERROR = "Error"
+WORKSPACE_STATES = (
+    WORKSPACE_STOPPED,
+    WORKSPACE_STARTING,
+    WORKSPACE_RUNNING,
+    WORKSPACE_STOPPING,
+    WORKSPACE_ERROR,
+)
+USER_STATE: dict[str | None, str] = {
+    None: WORKSPACE_STOPPED,
+    STARTING: WORKSPACE_STARTING,
+    READY: WORKSPACE_RUNNING,
+    BUSY: WORKSPACE_RUNNING,
+    STOPPING: WORKSPACE_STOPPING,
+    STOPPED: WORKSPACE_STOPPED,
+    FAILED: WORKSPACE_ERROR,
+}
+
+
+def workspace_state(worker_status: str | None) -> str:
+    """The user-facing workspace state for its current worker's status."""
+    return USER_STATE[worker_status]
+
+
+# Worker.next_action values: the next thing automation will do to a worker.
+NEXT_IDLE_STOP = "idle stop"
+NEXT_PLAN_WINDOW_STOP = "plan window stop"
+NEXT_STOP_RETRY = "stop retry"
+NEXT_START_TIMEOUT = "start timeout"
 
 BACKENDS = ("local", "docker", "kubernetes", "external")
 HEALTHS = ("ready", "starting", "error", "unreachable")

@@ -5,4 +5,7 @@ from workers import views
 app_name = "workers"
 urlpatterns = [
     path("", views.console, name="console"),
+    path("<uuid:worker_id>/", views.detail, name="detail"),
+    path("<uuid:worker_id>/row/", views.row, name="row"),
+    path("<uuid:worker_id>/<slug:name>/", views.action, name="action"),
 ]

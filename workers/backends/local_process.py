@@ -1,0 +1,103 @@
+"""Process plumbing for the local backend: spawn in its own session with
+rlimits, recognise a process again by pid *and* start time, stop a whole
+process group. No knowledge of specs or records here."""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import socket
+import subprocess
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import psutil
+
+
+def free_port(host: str) -> int:
+    """A port the kernel just handed out on ``host``. Another process may take
+    it before the runtime binds; the runtime then exits and observe says so."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return sock.getsockname()[1]
+
+
+def port_open(host: str, port: int, timeout: float = 0.2) -> bool:
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def _rlimits(memory_bytes: int) -> Callable[[], None]:
+    def apply() -> None:  # runs in the child between fork and exec
+        resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+    return apply
+
+
+def spawn(
+    command: Sequence[str], *, cwd: Path, env: dict[str, str], log_path: Path,
+    memory_bytes: int,
+) -> subprocess.Popen:
+    """Start ``command`` as the leader of a new session (so its process group
+    id is its pid) with an address-space limit of ``memory_bytes``."""
+    with open(log_path, "ab") as log:
+        return subprocess.Popen(  # noqa: S603 - argv list, no shell
+            list(command),
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            preexec_fn=_rlimits(memory_bytes),  # noqa: PLW1509
+        )
+
+
+def process_create_time(pid: int) -> float:
+    return psutil.Process(pid).create_time()
+
+
+def find_process(pid: int, create_time: float) -> psutil.Process | None:
+    """The live process ``pid`` if it is still the one started at
+    ``create_time``; None if it exited, is a zombie, or the pid was recycled."""
+    try:
+        proc = psutil.Process(pid)
+        if abs(proc.create_time() - create_time) > 0.01:
+            return None
+        if proc.status() == psutil.STATUS_ZOMBIE:
+            return None
+        return proc
+    except psutil.NoSuchProcess:
+        return None
+
+
+def stop_group(proc: psutil.Process, grace_seconds: float) -> None:
+    """TERM the process group led by ``proc`` and every descendant, KILL what
+    is left after ``grace_seconds``. Descendants are collected first so a
+    child that left the group (setsid) is stopped too."""
+    try:
+        family = [proc, *proc.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return
+    _signal_all(proc.pid, family, signal.SIGTERM)
+    _, alive = psutil.wait_procs(family, timeout=grace_seconds)
+    if alive:
+        _signal_all(proc.pid, alive, signal.SIGKILL)
+        psutil.wait_procs(alive, timeout=grace_seconds)
+
+
+def _signal_all(pgid: int, procs: list[psutil.Process], sig: signal.Signals) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except ProcessLookupError:
+        pass
+    for proc in procs:
+        try:
+            proc.send_signal(sig)
+        except psutil.NoSuchProcess:
+            pass

@@ -1,0 +1,30 @@
+import uvicorn
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = (
+        "Serve the ASGI app (HTTP + WebSockets) with uvicorn. In embedded mode (no "
+        "REDIS_URL) the Celery worker and beat run as threads of this process."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--port", type=int, default=8000)
+        parser.add_argument(
+            "--no-embedded-workers",
+            action="store_true",
+            help="Do not start the in-process task worker even without REDIS_URL.",
+        )
+
+    def handle(self, *args, host, port, no_embedded_workers, **options):
+        if settings.EMBEDDED_MODE and not no_embedded_workers:
+            from config.embedded import start_embedded_workers
+
+            start_embedded_workers()
+            self.stdout.write("Embedded mode: in-memory broker, task worker and beat in-process.")
+        else:
+            self.stdout.write(f"Broker: {settings.CELERY_BROKER_URL.split('@')[-1]}; run celery separately.")
+        self.stdout.write(f"Serving on http://{host}:{port}/")
+        uvicorn.run("config.asgi:application", host=host, port=port, log_level="info", lifespan="off")

@@ -1,0 +1,188 @@
+"""Bringing a ``starting`` worker to ``ready`` (the body of ``start_worker``).
+
+Launch, then wait until the backend says running and the probe says ready,
+recording progress. The deadline counts from the worker's creation, so a
+redelivered task never extends it; every step is safe to repeat (backends
+launch idempotently by worker id). A start that cannot finish ends in
+``failed`` with the sanitized reason, after removing what it created.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import replace
+from datetime import timedelta
+
+from django.conf import settings
+from django.utils import timezone
+
+from workers import states
+from workers.backends.base import BackendError, LaunchSpec, Phase, RuntimeRef
+from workers.models import Worker
+from workers.services import runtime
+from workers.services.idle import idle_next_action
+from workers.services.transitions import worker_record_event, worker_transition
+
+sleep = time.sleep  # tests replace this to run the wait loop without waiting
+GONE = (Phase.FAILED, Phase.SUCCEEDED, Phase.NOT_FOUND)
+
+
+def start_deadline(worker: Worker):
+    return worker.created_at + timedelta(
+        seconds=settings.NOTEBOOK_RUNTIME_START_TIMEOUT_SECONDS
+    )
+
+
+def worker_start_run(*, worker_id) -> str:
+    """Drive one worker from ``starting`` to ``ready`` or ``failed``.
+
+    Returns the worker's status when done. A worker no longer ``starting``
+    (stopped meanwhile, or a redelivery after success) is left alone.
+    """
+    worker = Worker.objects.filter(id=worker_id).first()
+    if worker is None or worker.status != states.STARTING:
+        return worker.status if worker else ""
+    ref = _launch(worker)
+    if ref is None:
+        return _status(worker_id)
+    _wait_until_ready(worker, ref)
+    return _status(worker_id)
+
+
+def _status(worker_id) -> str:
+    return Worker.objects.filter(id=worker_id).values_list("status", flat=True).first()
+
+
+def _spec(worker: Worker) -> LaunchSpec:
+    spec = LaunchSpec.from_json(worker.launch_spec)
+    return replace(spec, worker_id=str(worker.id), access_token=worker.access_token)
+
+
+def _launch(worker: Worker) -> RuntimeRef | None:
+    """Launch (or find again) the runtime and store its ref. None when the
+    start ended here (failed, or the worker left ``starting``)."""
+    backend = runtime.backend_for(worker.backend)
+    while True:
+        try:
+            ref = backend.launch(_spec(worker))
+            break
+        except BackendError as exc:
+            if not exc.retryable or timezone.now() >= start_deadline(worker):
+                fail_start(worker, code=str(exc.code), message=f"Launch failed: {exc}")
+                return None
+            _progress(worker, f"Launch retrying: {exc.message}")
+            sleep(settings.NOTEBOOK_RUNTIME_START_POLL_SECONDS)
+    return _store_ref(worker, ref, backend)
+
+
+def _store_ref(worker: Worker, ref: RuntimeRef, backend) -> RuntimeRef | None:
+    now = timezone.now()
+    updated = Worker.objects.filter(id=worker.id, status=states.STARTING).update(
+        runtime_ref=ref.to_json(), started_at=now
+    )
+    if not updated:
+        # Stopped or failed while we launched: remove what we just created.
+        _terminate_quietly(backend, ref)
+        Worker.objects.filter(id=worker.id).update(runtime_ref=ref.to_json())
+        return None
+    worker.runtime_ref = ref.to_json()
+    _progress(worker, f"Runtime {ref.name} created")
+    return ref
+
+
+def _wait_until_ready(worker: Worker, ref: RuntimeRef) -> None:
+    backend = runtime.backend_for(worker.backend)
+    last_message = ""
+    while _status(worker.id) == states.STARTING:
+        if timezone.now() >= start_deadline(worker):
+            limit = settings.NOTEBOOK_RUNTIME_START_TIMEOUT_SECONDS
+            fail_start(
+                worker, code="timeout", message=f"Start timed out after {limit} s", ref=ref
+            )
+            return
+        observation = backend.observe(ref)
+        if observation.phase in GONE:
+            detail = observation.message or f"Runtime {observation.phase} while starting"
+            code = observation.error_code or "runtime_exited"
+            fail_start(worker, code=code, message=detail, ref=ref)
+            return
+        message = _observation_text(observation)
+        if message != last_message:
+            _progress(worker, message)
+            last_message = message
+        if observation.phase == Phase.RUNNING and _ready(worker, observation.endpoint):
+            return
+        sleep(settings.NOTEBOOK_RUNTIME_START_POLL_SECONDS)
+
+
+def _observation_text(observation) -> str:
+    text = f"Runtime {observation.phase}"
+    return f"{text}: {observation.message}" if observation.message else text
+
+
+def _ready(worker: Worker, endpoint: str) -> bool:
+    """Probe ``endpoint``; when ready, move the worker to ``ready``."""
+    worker.endpoint = endpoint
+    report = runtime.probe([worker])[0]
+    if report.health != "ready":
+        return False
+    now = timezone.now()
+    action, action_at = idle_next_action(worker, last_activity=now)
+    worker_transition(
+        worker_id=worker.id,
+        expected=states.STARTING,
+        to=states.READY,
+        actor_type="backend",
+        actor_label="start_worker",
+        reason="Runtime running and answering",
+        fields={
+            "endpoint": endpoint,
+            "ready_at": now,
+            "last_activity_at": report.last_activity or now,
+            "health": "ready",
+            "health_checked_at": now,
+            "health_latency_ms": report.latency_ms,
+            "next_action": action,
+            "next_action_at": action_at,
+        },
+    )
+    return True
+
+
+def fail_start(worker: Worker, *, code: str, message: str, ref=None) -> bool:
+    """End a start in ``failed``: first remove what it created (best
+    effort: ``reconcile_workers`` removes what is left as an orphan)."""
+    data = {}
+    if ref is not None:
+        backend = runtime.backend_for(worker.backend)
+        if not _terminate_quietly(backend, ref):
+            data["cleanup"] = "failed; reconcile_workers removes the runtime"
+    return worker_transition(
+        worker_id=worker.id,
+        expected=states.STARTING,
+        to=states.FAILED,
+        actor_type="system",
+        actor_label="start_worker",
+        reason=message,
+        fields={"error_code": code[:40], "error_detail": message},
+        data=data,
+    )
+
+
+def _terminate_quietly(backend, ref: RuntimeRef) -> bool:
+    try:
+        backend.terminate(ref)
+    except BackendError:
+        return False
+    return True
+
+
+def _progress(worker: Worker, message: str) -> None:
+    worker_record_event(
+        worker_id=worker.id,
+        kind="progress",
+        actor_type="backend",
+        actor_label=worker.backend,
+        reason=message,
+        publish_owner_id=worker.owner_id,
+    )
