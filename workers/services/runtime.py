@@ -10,7 +10,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from workers.backends.base import RuntimeBackend
+from workers.backends.base import (
+    BackendError,
+    ErrorCode,
+    Observation,
+    Phase,
+    RuntimeBackend,
+)
 
 _backend_overrides: dict[str, RuntimeBackend] = {}
 _probe_override: list[Callable] = []
@@ -59,3 +65,20 @@ def probe(workers: Sequence) -> list[HealthReport]:
     from workers.services.probing import probe_endpoints
 
     return probe_endpoints(workers)
+
+
+def observe_safely(backend: RuntimeBackend, ref) -> Observation:
+    """``backend.observe`` that never raises: a backend breaking the
+    contract reads as UNKNOWN (could not tell), never as gone."""
+    try:
+        return backend.observe(ref)
+    except Exception as exc:  # noqa: BLE001 - contract says never raises
+        return Observation(phase=Phase.UNKNOWN, message=f"observe raised: {exc}")
+
+
+def as_backend_error(exc: Exception) -> BackendError:
+    """Any exception from a backend call as a ``BackendError``; unexpected
+    ones (timeouts, connection resets) count as retryable."""
+    if isinstance(exc, BackendError):
+        return exc
+    return BackendError(ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}", retryable=True)

@@ -17,7 +17,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from workers import states
-from workers.backends.base import BackendError, LaunchSpec, Phase, RuntimeRef
+from workers.backends.base import LaunchSpec, Phase, RuntimeRef
 from workers.models import Worker
 from workers.services import runtime
 from workers.services.idle import idle_next_action
@@ -66,7 +66,8 @@ def _launch(worker: Worker) -> RuntimeRef | None:
         try:
             ref = backend.launch(_spec(worker))
             break
-        except BackendError as exc:
+        except Exception as raised:  # noqa: BLE001 - see as_backend_error
+            exc = runtime.as_backend_error(raised)
             if not exc.retryable or timezone.now() >= start_deadline(worker):
                 fail_start(worker, code=str(exc.code), message=f"Launch failed: {exc}")
                 return None
@@ -100,7 +101,7 @@ def _wait_until_ready(worker: Worker, ref: RuntimeRef) -> None:
                 worker, code="timeout", message=f"Start timed out after {limit} s", ref=ref
             )
             return
-        observation = backend.observe(ref)
+        observation = runtime.observe_safely(backend, ref)
         if observation.phase in GONE:
             detail = observation.message or f"Runtime {observation.phase} while starting"
             code = observation.error_code or "runtime_exited"
@@ -172,7 +173,7 @@ def fail_start(worker: Worker, *, code: str, message: str, ref=None) -> bool:
 def _terminate_quietly(backend, ref: RuntimeRef) -> bool:
     try:
         backend.terminate(ref)
-    except BackendError:
+    except Exception:  # noqa: BLE001 - cleanup is best effort, reconcile follows
         return False
     return True
 
