@@ -34,7 +34,9 @@ def start_embedded_workers(*, concurrency: int = 4, beat: bool = True) -> None:
             without_gossip=True,
             loglevel="WARNING",
         )
-        threading.Thread(target=worker.start, name="celery-embedded", daemon=True).start()
+        threading.Thread(
+            target=worker.start, name="celery-embedded", daemon=True
+        ).start()
         if beat:
             from celery.beat import EmbeddedService
 

@@ -12,7 +12,9 @@ import environ
 from django.core.management.utils import get_random_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(environ.Env().str("NOTEBOOK_FLEET_VAR_DIR", default=str(BASE_DIR / "var")))
+VAR_DIR = Path(
+    environ.Env().str("NOTEBOOK_FLEET_VAR_DIR", default=str(BASE_DIR / "var"))
+)
 VAR_DIR.mkdir(parents=True, exist_ok=True)
 
 env = environ.Env()
@@ -106,7 +108,9 @@ LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
 
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"
+    },
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
@@ -137,11 +141,15 @@ SECURE_SSL_REDIRECT = SECURE_HTTPS
 SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
 SESSION_COOKIE_SECURE = SECURE_HTTPS
 CSRF_COOKIE_SECURE = SECURE_HTTPS
-SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000 if SECURE_HTTPS else 0)
+SECURE_HSTS_SECONDS = env.int(
+    "SECURE_HSTS_SECONDS", default=31536000 if SECURE_HTTPS else 0
+)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HTTPS
 SECURE_HSTS_PRELOAD = SECURE_HTTPS
 SECURE_PROXY_SSL_HEADER = (
-    ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIND_TLS_PROXY", default=False) else None
+    ("HTTP_X_FORWARDED_PROTO", "https")
+    if env.bool("BEHIND_TLS_PROXY", default=False)
+    else None
 )
 SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
@@ -182,12 +190,18 @@ CELERY_BROKER_TRANSPORT_OPTIONS = (
 CELERY_BROKER_CONNECTION_TIMEOUT = 2
 
 # --- Notebook runtime policy ---------------------------------------------------
-NOTEBOOK_RUNTIME_DEFAULT_BACKEND = env.str("NOTEBOOK_RUNTIME_DEFAULT_BACKEND", default="local")
-NOTEBOOK_RUNTIME_MAX_WORKERS_PER_USER = env.int("NOTEBOOK_RUNTIME_MAX_WORKERS_PER_USER", default=3)
+NOTEBOOK_RUNTIME_DEFAULT_BACKEND = env.str(
+    "NOTEBOOK_RUNTIME_DEFAULT_BACKEND", default="local"
+)
+NOTEBOOK_RUNTIME_MAX_WORKERS_PER_USER = env.int(
+    "NOTEBOOK_RUNTIME_MAX_WORKERS_PER_USER", default=3
+)
 NOTEBOOK_RUNTIME_STALE_STARTING_SECONDS = env.int(
     "NOTEBOOK_RUNTIME_STALE_STARTING_SECONDS", default=900
 )
-NOTEBOOK_RUNTIME_STALE_BUSY_SECONDS = env.int("NOTEBOOK_RUNTIME_STALE_BUSY_SECONDS", default=7200)
+NOTEBOOK_RUNTIME_STALE_BUSY_SECONDS = env.int(
+    "NOTEBOOK_RUNTIME_STALE_BUSY_SECONDS", default=7200
+)
 NOTEBOOK_RUNTIME_START_TIMEOUT_SECONDS = env.int(
     "NOTEBOOK_RUNTIME_START_TIMEOUT_SECONDS", default=300
 )
@@ -209,8 +223,12 @@ NOTEBOOK_RUNTIME_PROBE_TIMEOUT_SECONDS = env.float(
 NOTEBOOK_RUNTIME_MIN_WORKSPACE_STORAGE = env.str(
     "NOTEBOOK_RUNTIME_MIN_WORKSPACE_STORAGE", default="1Gi"
 )
-NOTEBOOK_RUNTIME_MIN_TEMP_STORAGE = env.str("NOTEBOOK_RUNTIME_MIN_TEMP_STORAGE", default="100Mi")
-NOTEBOOK_WORKERS_REFRESH_SECONDS = env.int("NOTEBOOK_WORKERS_REFRESH_SECONDS", default=10)
+NOTEBOOK_RUNTIME_MIN_TEMP_STORAGE = env.str(
+    "NOTEBOOK_RUNTIME_MIN_TEMP_STORAGE", default="100Mi"
+)
+NOTEBOOK_WORKERS_REFRESH_SECONDS = env.int(
+    "NOTEBOOK_WORKERS_REFRESH_SECONDS", default=10
+)
 
 # Runtime backends; each reads only its own block.
 NOTEBOOK_RUNTIME_WORKSPACES_DIR = env.str(
@@ -218,14 +236,18 @@ NOTEBOOK_RUNTIME_WORKSPACES_DIR = env.str(
 )
 NOTEBOOK_RUNTIME_DOCKER_URL = env.str("NOTEBOOK_RUNTIME_DOCKER_URL", default="")
 NOTEBOOK_RUNTIME_DOCKER_NETWORK = env.str("NOTEBOOK_RUNTIME_DOCKER_NETWORK", default="")
-NOTEBOOK_RUNTIME_KUBE_NAMESPACE = env.str("NOTEBOOK_RUNTIME_KUBE_NAMESPACE", default="notebooks")
+NOTEBOOK_RUNTIME_KUBE_NAMESPACE = env.str(
+    "NOTEBOOK_RUNTIME_KUBE_NAMESPACE", default="notebooks"
+)
 NOTEBOOK_RUNTIME_GATEWAY_URL = env.str("NOTEBOOK_RUNTIME_GATEWAY_URL", default="")
 NOTEBOOK_RUNTIME_GATEWAY_TOKEN = env.str("NOTEBOOK_RUNTIME_GATEWAY_TOKEN", default="")
 
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+    },
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
     "loggers": {

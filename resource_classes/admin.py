@@ -9,7 +9,21 @@ from resource_classes.services import resource_class_default_errors, resource_cl
 class ResourceClassForm(forms.ModelForm):
     class Meta:
         model = ResourceClass
-        fields = "__all__"
+        fields = (
+            "id",
+            "display_name",
+            "enabled",
+            "is_default",
+            "cpu_request",
+            "cpu_limit",
+            "memory_request",
+            "memory_limit",
+            "gpu_count",
+            "gpu_resource_name",
+            "workspace_storage",
+            "temp_storage",
+            "idle_timeout_seconds",
+        )
 
     def clean(self):
         cleaned = super().clean()
@@ -47,16 +61,28 @@ class ResourceClassAdmin(admin.ModelAdmin):
     search_fields = ("id", "display_name")
     fieldsets = (
         (None, {"fields": ("id", "display_name", "enabled", "is_default")}),
-        ("CPU and memory", {"fields": ("cpu_request", "cpu_limit", "memory_request", "memory_limit")}),
+        (
+            "CPU and memory",
+            {"fields": ("cpu_request", "cpu_limit", "memory_request", "memory_limit")},
+        ),
         ("GPU", {"fields": ("gpu_count", "gpu_resource_name")}),
-        ("Storage and idle policy", {"fields": ("workspace_storage", "temp_storage", "idle_timeout_seconds")}),
+        (
+            "Storage and idle policy",
+            {"fields": ("workspace_storage", "temp_storage", "idle_timeout_seconds")},
+        ),
     )
 
     def get_queryset(self, request):
         from workers.states import ACTIVE_STATUSES
 
-        return super().get_queryset(request).annotate(
-            _active_workers=Count("workers", filter=Q(workers__status__in=ACTIVE_STATUSES))
+        return (
+            super()
+            .get_queryset(request)
+            .annotate(
+                _active_workers=Count(
+                    "workers", filter=Q(workers__status__in=ACTIVE_STATUSES)
+                )
+            )
         )
 
     @admin.display(description="Active workers", ordering="_active_workers")
@@ -67,7 +93,9 @@ class ResourceClassAdmin(admin.ModelAdmin):
         return ("id",) if obj else ()
 
     def save_model(self, request, obj, form, change):
-        previous = ResourceClass.objects.filter(is_default=True).exclude(pk=obj.pk).first()
+        previous = (
+            ResourceClass.objects.filter(is_default=True).exclude(pk=obj.pk).first()
+        )
         resource_class_save(obj)
         if obj.is_default and previous:
             self.message_user(

@@ -105,7 +105,8 @@ class ResourceClass(models.Model):
                 violation_error_message="A GPU class needs a qualified resource name.",
             ),
             models.CheckConstraint(
-                condition=Q(workspace_storage_bytes__gt=0) & Q(temp_storage_bytes__gt=0),
+                condition=Q(workspace_storage_bytes__gt=0)
+                & Q(temp_storage_bytes__gt=0),
                 name="resource_class_storage_positive",
                 violation_error_message="Storage sizes must be positive.",
             ),
@@ -115,20 +116,6 @@ class ResourceClass(models.Model):
         gpu = f", {self.gpu_count}× {self.gpu_resource_name}" if self.gpu_count else ""
         return f"{self.display_name} ({self.cpu_limit} CPU, {self.memory_limit}{gpu})"
 
-    def clean(self) -> None:
-        errors: dict[str, list[str]] = {}
-        self._derive_canonical(errors)
-        self._check_gpu(errors)
-        self._check_storage_minimums(errors)
-        if errors:
-            raise ValidationError(errors)
-
-    def validate_constraints(self, exclude=None) -> None:
-        # The default moves between classes inside resource_class_save, which
-        # also checks the default rules; the database constraint stays the
-        # last word against races.
-        super().validate_constraints(exclude={*(exclude or ()), "is_default"})
-
     def save(self, *args, **kwargs) -> None:
         # Code paths that skip clean() (fixtures, shell) still get canonical
         # values; invalid quantities then raise instead of writing garbage.
@@ -137,6 +124,20 @@ class ResourceClass(models.Model):
         if errors:
             raise ValidationError(errors)
         super().save(*args, **kwargs)
+
+    def validate_constraints(self, exclude=None) -> None:
+        # The default moves between classes inside resource_class_save, which
+        # also checks the default rules; the database constraint stays the
+        # last word against races.
+        super().validate_constraints(exclude={*(exclude or ()), "is_default"})
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = {}
+        self._derive_canonical(errors)
+        self._check_gpu(errors)
+        self._check_storage_minimums(errors)
+        if errors:
+            raise ValidationError(errors)
 
     def _derive_canonical(self, errors: dict[str, list[str]]) -> None:
         fields = [
@@ -150,26 +151,34 @@ class ResourceClass(models.Model):
         for text_field, canonical_field, parse in fields:
             label = self._meta.get_field(text_field).verbose_name.capitalize()
             try:
-                setattr(self, canonical_field, parse(getattr(self, text_field), what=label))
+                setattr(
+                    self, canonical_field, parse(getattr(self, text_field), what=label)
+                )
             except quantities.QuantityError as exc:
                 errors.setdefault(text_field, []).append(str(exc))
         if not errors:
             if self.cpu_request_millicores > self.cpu_limit_millicores:
                 errors["cpu_request"] = ["CPU request must not exceed the CPU limit."]
             if self.memory_request_bytes > self.memory_limit_bytes:
-                errors["memory_request"] = ["Memory request must not exceed the memory limit."]
+                errors["memory_request"] = [
+                    "Memory request must not exceed the memory limit."
+                ]
 
     def _check_gpu(self, errors: dict[str, list[str]]) -> None:
         name = self.gpu_resource_name.strip()
         if self.gpu_count and not name:
-            errors["gpu_resource_name"] = ["A GPU count needs a resource name, e.g. nvidia.com/gpu."]
+            errors["gpu_resource_name"] = [
+                "A GPU count needs a resource name, e.g. nvidia.com/gpu."
+            ]
         elif name and not QUALIFIED_RESOURCE_NAME.match(name):
             errors["gpu_resource_name"] = [
                 f"{name!r} is not a qualified resource name; use <vendor-domain>/<name>, "
                 "e.g. nvidia.com/gpu or amd.com/gpu."
             ]
         elif name and not self.gpu_count:
-            errors["gpu_count"] = ["Set a GPU count above 0, or clear the GPU resource."]
+            errors["gpu_count"] = [
+                "Set a GPU count above 0, or clear the GPU resource."
+            ]
 
     def _check_storage_minimums(self, errors: dict[str, list[str]]) -> None:
         minimums = [
@@ -203,7 +212,9 @@ class ResourceClass(models.Model):
             "temp_storage": self.temp_storage,
             "temp_storage_bytes": self.temp_storage_bytes,
             "idle_timeout_seconds": self.idle_timeout_seconds,
-            "class_updated_at": self.updated_at.isoformat() if self.updated_at else None,
+            "class_updated_at": self.updated_at.isoformat()
+            if self.updated_at
+            else None,
         }
 
     def differs_from(self, snapshot: dict) -> bool:
@@ -211,5 +222,3 @@ class ResourceClass(models.Model):
         ignore = {"class_updated_at"}
         live = self.snapshot()
         return any(live.get(k) != v for k, v in snapshot.items() if k not in ignore)
-
-

@@ -20,7 +20,9 @@ def resource_class_default_errors(
     """
     errors: dict[str, list[str]] = {}
     if is_default and not enabled:
-        errors["enabled"] = ["The default class must be enabled; make another class the default first."]
+        errors["enabled"] = [
+            "The default class must be enabled; make another class the default first."
+        ]
         return errors
     if is_default:
         return errors
@@ -75,11 +77,17 @@ def resource_classes_load(entries: Iterable[dict]) -> list[ResourceClass]:
             continue
         values = {k: v for k, v in entry.items() if k not in ("id", "default")}
         values["is_default"] = bool(entry.get("default") or entry.get("is_default"))
-        instance = ResourceClass.objects.filter(pk=entry["id"]).first() or ResourceClass(
-            id=entry["id"]
-        )
+        instance = ResourceClass.objects.filter(
+            pk=entry["id"]
+        ).first() or ResourceClass(id=entry["id"])
         for key, value in values.items():
-            setattr(instance, key, str(value) if key.endswith(("_request", "_limit", "_storage")) else value)
+            setattr(
+                instance,
+                key,
+                str(value)
+                if key.endswith(("_request", "_limit", "_storage"))
+                else value,
+            )
         try:
             instance.full_clean(validate_unique=False, validate_constraints=False)
         except ValidationError as exc:

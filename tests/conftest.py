@@ -26,28 +26,36 @@ def _redis_up(url: str) -> bool:
         return False
     parsed = urlparse(url)
     try:
-        with socket.create_connection((parsed.hostname or "127.0.0.1", parsed.port or 6379), 1):
+        with socket.create_connection(
+            (parsed.hostname or "127.0.0.1", parsed.port or 6379), 1
+        ):
             return True
     except OSError:
         return False
 
 
 def docker_url() -> str:
-    return os.environ.get("NOTEBOOK_RUNTIME_DOCKER_URL") or os.environ.get("DOCKER_HOST", "")
+    return os.environ.get("NOTEBOOK_RUNTIME_DOCKER_URL") or os.environ.get(
+        "DOCKER_HOST", ""
+    )
 
 
 @pytest.fixture(autouse=True)
 def _service_requirements(request):
-    if request.node.get_closest_marker("needs_postgres"):
-        if settings.DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
-            missing_service("needs PostgreSQL: set DATABASE_URL=postgres://...")
-    if request.node.get_closest_marker("needs_redis"):
-        if not _redis_up(settings.REDIS_URL):
-            missing_service("needs Redis: set REDIS_URL=redis://127.0.0.1:6379/0 and start it")
-    if request.node.get_closest_marker("needs_docker"):
+    marker = request.node.get_closest_marker
+    engine = settings.DATABASES["default"]["ENGINE"]
+    if marker("needs_postgres") and engine != "django.db.backends.postgresql":
+        missing_service("needs PostgreSQL: set DATABASE_URL=postgres://...")
+    if marker("needs_redis") and not _redis_up(settings.REDIS_URL):
+        missing_service(
+            "needs Redis: set REDIS_URL=redis://127.0.0.1:6379/0 and start it"
+        )
+    if marker("needs_docker"):
         url = docker_url()
         if not url:
-            missing_service("needs a Docker engine: set NOTEBOOK_RUNTIME_DOCKER_URL (see .ci/run)")
+            missing_service(
+                "needs a Docker engine: set NOTEBOOK_RUNTIME_DOCKER_URL (see .ci/run)"
+            )
 
 
 @pytest.fixture

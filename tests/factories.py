@@ -59,7 +59,10 @@ class WorkspaceFactory(factory.django.DjangoModelFactory):
     image = "jupyter/base-notebook:4.2"
     queue = factory.LazyFunction(SchedulingQueue.default)
     resource_class = factory.LazyFunction(
-        lambda: ResourceClass.objects.default() or ResourceClassFactory(id="small", is_default=True)
+        lambda: (
+            ResourceClass.objects.default()
+            or ResourceClassFactory(id="small", is_default=True)
+        )
     )
 
 
@@ -68,9 +71,13 @@ class WorkerFactory(factory.django.DjangoModelFactory):
         model = Worker
 
     workspace = factory.SubFactory(WorkspaceFactory)
-    name = factory.LazyAttribute(lambda w: w.workspace.name if w.workspace else "external")
+    name = factory.LazyAttribute(
+        lambda w: w.workspace.name if w.workspace else "external"
+    )
     owner = factory.LazyAttribute(lambda w: w.workspace.owner)
-    space = factory.LazyAttribute(lambda w: w.workspace.project if w.workspace else None)
+    space = factory.LazyAttribute(
+        lambda w: w.workspace.project if w.workspace else None
+    )
     backend = "local"
     status = "ready"
     resource_class = factory.LazyAttribute(lambda w: w.workspace.resource_class)

@@ -9,7 +9,15 @@ class WorkerEventInline(admin.TabularInline):
     model = WorkerEvent
     extra = 0
     can_delete = False
-    fields = ("at", "kind", "actor_type", "actor_label", "from_status", "to_status", "reason")
+    fields = (
+        "at",
+        "kind",
+        "actor_type",
+        "actor_label",
+        "from_status",
+        "to_status",
+        "reason",
+    )
     readonly_fields = fields
 
     def has_add_permission(self, request, obj=None):
@@ -21,7 +29,16 @@ class WorkerAdmin(admin.ModelAdmin):
     """Raw rows for registering external workers; the console is the
     Notebook Workers page. The access token is never shown."""
 
-    list_display = ("short_id", "name", "owner", "space", "backend", "status", "health", "created_at")
+    list_display = (
+        "short_id",
+        "name",
+        "owner",
+        "space",
+        "backend",
+        "status",
+        "health",
+        "created_at",
+    )
     list_filter = ("status", "backend", "health")
     search_fields = ("id", "name", "owner__username")
     list_select_related = ("owner", "space")
@@ -33,12 +50,22 @@ class WorkerAdmin(admin.ModelAdmin):
 
     @admin.display(description="Console")
     def console_link(self, obj):
-        return format_html('<a href="{}">Notebook Workers</a>', reverse("workers:console"))
+        return format_html(
+            '<a href="{}">Notebook Workers</a>', reverse("workers:console")
+        )
 
 
 @admin.register(WorkerEvent)
 class WorkerEventAdmin(admin.ModelAdmin):
-    list_display = ("at", "worker", "kind", "actor_label", "from_status", "to_status", "reason")
+    list_display = (
+        "at",
+        "worker",
+        "kind",
+        "actor_label",
+        "from_status",
+        "to_status",
+        "reason",
+    )
     list_filter = ("kind", "actor_type")
     raw_id_fields = ("worker", "actor")
     show_full_result_count = False

@@ -5,13 +5,11 @@ this module only names the actions, calls the service as the admin and turns
 a refusal into a message for the row. Nothing here changes a worker itself.
 """
 
-import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from workers import services
 from workers.models import Worker
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -22,15 +20,8 @@ class Outcome:
     new_worker: Worker | None = None
 
 
-def _services():
-    """The lifecycle services module (imported late: another app layer)."""
-    from workers import services
-
-    return services
-
-
 def _stop(worker: Worker, actor) -> Outcome:
-    _services().worker_request_stop(
+    services.worker_request_stop(
         worker=worker,
         actor_type="admin",
         actor=actor,
@@ -40,17 +31,16 @@ def _stop(worker: Worker, actor) -> Outcome:
 
 
 def _retry_stop(worker: Worker, actor) -> Outcome:
-    _services().worker_retry_stop(worker=worker, actor=actor)
+    services.worker_retry_stop(worker=worker, actor=actor)
     return Outcome("Stop retried.")
 
 
 def _probe_now(worker: Worker, actor) -> Outcome:
-    probed = _services().worker_probe_now(worker=worker, actor=actor)
+    probed = services.worker_probe_now(worker=worker, actor=actor)
     return Outcome(f"Probed: {probed.health or 'unknown'}.")
 
 
 def _start_again(worker: Worker, actor) -> Outcome:
-    services = _services()
     try:
         new = services.worker_start_again(worker=worker, actor=actor)
     except services.LaunchRefused as refused:
@@ -69,14 +59,10 @@ ACTIONS: dict[str, Callable[[Worker, object], Outcome]] = {
 def run(name: str, *, worker: Worker, actor) -> Outcome:
     """Run action ``name`` on ``worker`` as ``actor`` (a staff user).
 
-    A service that refuses (wrong status, limits) answers 409 with its
-    message; a missing service answers 503 rather than a 500.
+    A move the transition table forbids (the row was stale) answers 409
+    with the reason instead of a 500.
     """
-    handler = ACTIONS[name]
     try:
-        return handler(worker, actor)
-    except (ImportError, AttributeError) as exc:
-        log.error("console action %s unavailable: %s", name, exc)
-        return Outcome("This action is not available on this server.", False, 503)
-    except ValueError as exc:
+        return ACTIONS[name](worker, actor)
+    except services.InvalidTransition as exc:
         return Outcome(str(exc), ok=False, http_status=409)

@@ -37,7 +37,11 @@ class WorkerConsoleFilter(django_filters.FilterSet):
         return queryset.filter(status__in=value) if value else queryset
 
     def filter_queryset(self, queryset: QuerySet) -> QuerySet:
-        queryset = super().filter_queryset(queryset)
+        """Apply the column filters; the form's paging/display options are
+        the selector's business and are skipped here."""
+        for name, value in self.form.cleaned_data.items():
+            if name in self.filters:
+                queryset = self.filters[name].filter(queryset, value)
         if not self.form.cleaned_data.get("status") and not self.include_terminal:
             queryset = queryset.filter(status__in=sorted(states.ACTIVE_STATUSES))
         return queryset

@@ -85,7 +85,7 @@ class ConsoleFilterForm(forms.Form):
     runtime = forms.BooleanField(
         required=False,
         label="Include runtime status",
-        help_text="Probe each listed worker's endpoint live. Slower than database status.",
+        help_text="Probe listed workers' endpoints live; slower than stored status.",
     )
     before = CursorField(required=False, widget=forms.HiddenInput)
 

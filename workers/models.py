@@ -27,7 +27,9 @@ def stale_q(now: datetime | None = None) -> Q:
     refreshes that while kernels really run.
     """
     now = now or timezone.now()
-    starting_before = now - timedelta(seconds=settings.NOTEBOOK_RUNTIME_STALE_STARTING_SECONDS)
+    starting_before = now - timedelta(
+        seconds=settings.NOTEBOOK_RUNTIME_STALE_STARTING_SECONDS
+    )
     busy_before = now - timedelta(seconds=settings.NOTEBOOK_RUNTIME_STALE_BUSY_SECONDS)
     return Q(status=states.STARTING, status_changed_at__lt=starting_before) | Q(
         status=states.BUSY, status_changed_at__lt=busy_before
@@ -80,8 +82,12 @@ class Worker(models.Model):
         verbose_name="space / project",
     )
     backend = models.CharField(max_length=16, choices=Backend.choices)
-    status = models.CharField(max_length=16, choices=Status.choices, default=Status.STARTING)
-    health = models.CharField(max_length=16, choices=Health.choices, blank=True, default="")
+    status = models.CharField(
+        max_length=16, choices=Status.choices, default=Status.STARTING
+    )
+    health = models.CharField(
+        max_length=16, choices=Health.choices, blank=True, default=""
+    )
     health_checked_at = models.DateTimeField(null=True, blank=True)
     health_latency_ms = models.PositiveIntegerField(null=True, blank=True)
 
@@ -104,10 +110,13 @@ class Worker(models.Model):
     queue_priority = models.IntegerField(default=0)
     preemptible = models.BooleanField(default=False)
     plan_bound = models.BooleanField(
-        default=False, help_text="Runs in a queue bound to a plan with a schedule window."
+        default=False,
+        help_text="Runs in a queue bound to a plan with a schedule window.",
     )
     repository_scope = models.JSONField(
-        default=list, blank=True, help_text="Repositories or paths this worker may access."
+        default=list,
+        blank=True,
+        help_text="Repositories or paths this worker may access.",
     )
 
     runtime_ref = models.JSONField(default=dict, blank=True)
@@ -123,7 +132,9 @@ class Worker(models.Model):
     stopped_at = models.DateTimeField(null=True, blank=True)
 
     error_code = models.CharField(max_length=40, blank=True)
-    error_detail = models.TextField(blank=True, help_text="Sanitized before it is stored.")
+    error_detail = models.TextField(
+        blank=True, help_text="Sanitized before it is stored."
+    )
 
     next_action = models.CharField(max_length=40, blank=True)
     next_action_at = models.DateTimeField(null=True, blank=True)
@@ -134,11 +145,21 @@ class Worker(models.Model):
         ordering = ["-created_at", "-id"]
         indexes = [
             models.Index(fields=["-created_at", "-id"], name="worker_recent"),
-            models.Index(fields=["status", "-created_at", "-id"], name="worker_status_recent"),
-            models.Index(fields=["backend", "-created_at", "-id"], name="worker_backend_recent"),
-            models.Index(fields=["owner", "-created_at", "-id"], name="worker_owner_recent"),
-            models.Index(fields=["space", "-created_at", "-id"], name="worker_space_recent"),
-            models.Index(fields=["status", "status_changed_at"], name="worker_status_changed"),
+            models.Index(
+                fields=["status", "-created_at", "-id"], name="worker_status_recent"
+            ),
+            models.Index(
+                fields=["backend", "-created_at", "-id"], name="worker_backend_recent"
+            ),
+            models.Index(
+                fields=["owner", "-created_at", "-id"], name="worker_owner_recent"
+            ),
+            models.Index(
+                fields=["space", "-created_at", "-id"], name="worker_space_recent"
+            ),
+            models.Index(
+                fields=["status", "status_changed_at"], name="worker_status_changed"
+            ),
             models.Index(
                 fields=["backend", "status"],
                 condition=Q(status__in=sorted(states.ACTIVE_STATUSES)),
@@ -152,7 +173,9 @@ class Worker(models.Model):
             models.CheckConstraint(
                 condition=Q(backend__in=states.BACKENDS), name="worker_backend_valid"
             ),
-            models.CheckConstraint(condition=Q(gpu_units__gte=0), name="worker_gpu_units_nonneg"),
+            models.CheckConstraint(
+                condition=Q(gpu_units__gte=0), name="worker_gpu_units_nonneg"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -181,8 +204,12 @@ class Worker(models.Model):
             limit = settings.NOTEBOOK_RUNTIME_STALE_STARTING_SECONDS
             return self.status_changed_at < now - timedelta(seconds=limit)
         if self.status == states.BUSY:
-            since = max(self.status_changed_at, self.last_activity_at or self.status_changed_at)
-            return since < now - timedelta(seconds=settings.NOTEBOOK_RUNTIME_STALE_BUSY_SECONDS)
+            since = max(
+                self.status_changed_at, self.last_activity_at or self.status_changed_at
+            )
+            return since < now - timedelta(
+                seconds=settings.NOTEBOOK_RUNTIME_STALE_BUSY_SECONDS
+            )
         return False
 
 
@@ -208,9 +235,15 @@ class WorkerEvent(models.Model):
     kind = models.CharField(max_length=16, choices=Kind.choices)
     actor_type = models.CharField(max_length=16, choices=Actor.choices)
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
     )
-    actor_label = models.CharField(max_length=150, blank=True, help_text="e.g. reap_idle, alice")
+    actor_label = models.CharField(
+        max_length=150, blank=True, help_text="e.g. reap_idle, alice"
+    )
     from_status = models.CharField(max_length=16, blank=True)
     to_status = models.CharField(max_length=16, blank=True)
     reason = models.TextField(blank=True)
@@ -221,7 +254,9 @@ class WorkerEvent(models.Model):
         indexes = [models.Index(fields=["worker", "at"], name="worker_event_timeline")]
 
     def __str__(self) -> str:
-        change = f"{self.from_status} → {self.to_status}" if self.to_status else self.kind
+        change = (
+            f"{self.from_status} → {self.to_status}" if self.to_status else self.kind
+        )
         return f"{self.at:%Y-%m-%d %H:%M:%S} {change} by {self.actor_label or self.actor_type}"
 
     def save(self, *args, **kwargs):

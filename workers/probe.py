@@ -23,6 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 from urllib.parse import urlsplit
 
 import h11
@@ -59,6 +60,23 @@ class ProbeResult:
     busy: bool = False  # a kernel is executing or a client is connected
     status_code: int = 0
     message: str = ""
+
+    @property
+    def latency_ms(self) -> int:
+        return round(self.latency_seconds * 1000)
+
+
+def target_for_worker(worker: Any) -> ProbeTarget:
+    """A target from anything shaped like a worker row (``id``, ``endpoint``,
+    ``access_token``, ``launch_spec`` dict); reads attributes only."""
+    spec = getattr(worker, "launch_spec", None) or {}
+    return ProbeTarget(
+        endpoint=worker.endpoint,
+        ide_kind=spec.get("ide_kind", "jupyterlab"),
+        token=worker.access_token,
+        health_path=spec.get("health_path", ""),
+        key=str(worker.id),
+    )
 
 
 def _url(target: ProbeTarget) -> str:

@@ -32,4 +32,6 @@ def publish_worker_changed(worker_id, owner_id) -> None:
         except Exception:  # noqa: BLE001 - live updates are advisory
             import logging
 
-            logging.getLogger(__name__).warning("live update to %s failed", group, exc_info=True)
+            logging.getLogger(__name__).warning(
+                "live update to %s failed", group, exc_info=True
+            )

@@ -10,7 +10,10 @@ REDACTED = "[REDACTED]"
 
 _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     # scheme://user:password@host -> scheme://[REDACTED]@host
-    (re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]+(?::[^/\s@]*)?@"), rf"\1{REDACTED}@"),
+    (
+        re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://)[^/\s:@]+(?::[^/\s@]*)?@"),
+        rf"\1{REDACTED}@",
+    ),
     # Authorization: Bearer xyz / Basic xyz / token xyz
     (
         re.compile(
@@ -32,8 +35,17 @@ _PATTERNS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"\b(gh[pousr]_[A-Za-z0-9]{20,})\b"), REDACTED),
     (re.compile(r"\b(xox[baprs]-[A-Za-z0-9-]{10,})\b"), REDACTED),
     (re.compile(r"\bAKIA[0-9A-Z]{16}\b"), REDACTED),
-    (re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b"), REDACTED),
-    (re.compile(r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----", re.S), REDACTED),
+    (
+        re.compile(r"\beyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\b"),
+        REDACTED,
+    ),
+    (
+        re.compile(
+            r"-----BEGIN [A-Z ]*PRIVATE KEY-----.*?-----END [A-Z ]*PRIVATE KEY-----",
+            re.S,
+        ),
+        REDACTED,
+    ),
 ]
 
 MAX_DETAIL_CHARS = 4000
@@ -74,4 +86,6 @@ def sanitize_data(value, *, extra_secrets: tuple[str, ...] = ()):
     return value
 
 
-_SECRET_KEY = re.compile(r"(?i)(token|password|passwd|secret|api[_-]?key|credential|private[_-]?key)")
+_SECRET_KEY = re.compile(
+    r"(?i)(token|password|passwd|secret|api[_-]?key|credential|private[_-]?key)"
+)

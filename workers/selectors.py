@@ -33,6 +33,20 @@ ROW_DEFERRED = (
     "error_detail",
 )
 TIMELINE_LENGTH = 50
+SNAPSHOT_LABELS = (
+    ("display_name", "Class"),
+    ("id", "ID"),
+    ("cpu_request", "CPU request"),
+    ("cpu_limit", "CPU limit"),
+    ("memory_request", "Memory request"),
+    ("memory_limit", "Memory limit"),
+    ("gpu_count", "GPUs"),
+    ("gpu_resource_name", "GPU resource"),
+    ("workspace_storage", "Workspace storage"),
+    ("temp_storage", "Temp storage"),
+    ("idle_timeout_seconds", "Idle timeout (s)"),
+    ("class_updated_at", "Class version"),
+)
 
 
 @dataclass(frozen=True)
@@ -59,7 +73,9 @@ class ConsolePage:
     @property
     def terminal_hidden(self) -> bool:
         form = self.filterset.form
-        return not (form.cleaned_data.get("terminal") or form.cleaned_data.get("status"))
+        return not (
+            form.cleaned_data.get("terminal") or form.cleaned_data.get("status")
+        )
 
     @property
     def notes(self) -> list[str]:
@@ -152,7 +168,9 @@ def _flag(rows: list[Worker], now: datetime) -> list[Worker]:
     """Per-row flags the template cannot compute (it has no "now" argument)."""
     for worker in rows:
         worker.stale = worker.is_stale(now)
-        worker.action_overdue = bool(worker.next_action_at and worker.next_action_at <= now)
+        worker.action_overdue = bool(
+            worker.next_action_at and worker.next_action_at <= now
+        )
     return rows
 
 
@@ -200,7 +218,9 @@ class WorkerDetail:
 
     @property
     def snapshot_items(self) -> list[tuple[str, object]]:
-        return sorted(self.snapshot.items())
+        """The snapshot's human-readable values, in a fixed order."""
+        return [(label, self.snapshot[key]) for key, label in SNAPSHOT_LABELS
+                if key in self.snapshot]  # fmt: skip
 
     @property
     def launch_json(self) -> str:

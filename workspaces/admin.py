@@ -20,12 +20,25 @@ class GroupAdmin(admin.ModelAdmin):
 
 @admin.register(SchedulingQueue)
 class SchedulingQueueAdmin(admin.ModelAdmin):
-    list_display = ("name", "display_name", "priority", "preemptible", "deserved_gpu_limit", "is_default")
+    list_display = (
+        "name",
+        "display_name",
+        "priority",
+        "preemptible",
+        "deserved_gpu_limit",
+        "is_default",
+    )
 
 
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
-    list_display = ("name", "window_kind", "window_timezone", "default_cpu_limit", "default_memory_limit")
+    list_display = (
+        "name",
+        "window_kind",
+        "window_timezone",
+        "default_cpu_limit",
+        "default_memory_limit",
+    )
     filter_horizontal = ("queues",)
 
 
@@ -36,7 +49,15 @@ class VolumeInline(admin.TabularInline):
 
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
-    list_display = ("name", "id", "personal_owner", "group", "gpu_quota", "plan", "allow_root")
+    list_display = (
+        "name",
+        "id",
+        "personal_owner",
+        "group",
+        "gpu_quota",
+        "plan",
+        "allow_root",
+    )
     list_filter = ("allow_root", "plan")
     search_fields = ("name", "slug", "id")
     prepopulated_fields = {"slug": ("name",)}
@@ -52,7 +73,15 @@ class WorkspaceMountInline(admin.TabularInline):
 
 @admin.register(Workspace)
 class WorkspaceAdmin(admin.ModelAdmin):
-    list_display = ("name", "project", "owner", "ide_kind", "image", "gpu_count", "queue")
+    list_display = (
+        "name",
+        "project",
+        "owner",
+        "ide_kind",
+        "image",
+        "gpu_count",
+        "queue",
+    )
     list_filter = ("ide_kind", "queue")
     search_fields = ("name", "id", "owner__username")
     list_select_related = ("project", "owner", "queue")

@@ -20,21 +20,53 @@ from accounts.models import User
 from resource_classes.models import ResourceClass
 from resource_classes.services import resource_classes_load
 from workers.models import Worker, WorkerEvent
-from workspaces.models import Group, Plan, Project, SchedulingQueue, Volume, Workspace, WorkspaceMount
+from workspaces.models import (
+    Group,
+    Plan,
+    Project,
+    SchedulingQueue,
+    Volume,
+    Workspace,
+    WorkspaceMount,
+)
 
 NAMESPACE = uuid.UUID("6f1d1f0e-8a59-4f7e-9d8b-2f3c9a1e0b42")
 
 RESOURCE_CLASSES = [
-    {"id": "small", "display_name": "Small", "default": True, "cpu_request": "500m",
-     "cpu_limit": "2", "memory_request": "1Gi", "memory_limit": "4Gi",
-     "workspace_storage": "10Gi", "temp_storage": "1Gi"},
-    {"id": "medium", "display_name": "Medium", "cpu_request": "2", "cpu_limit": "4",
-     "memory_request": "8Gi", "memory_limit": "16Gi", "workspace_storage": "50Gi",
-     "temp_storage": "10Gi"},
-    {"id": "gpu", "display_name": "GPU (1× NVIDIA)", "cpu_request": "4", "cpu_limit": "8",
-     "memory_request": "32Gi", "memory_limit": "64Gi", "gpu_count": 1,
-     "gpu_resource_name": "nvidia.com/gpu", "workspace_storage": "100Gi",
-     "temp_storage": "20Gi", "idle_timeout_seconds": 1800},
+    {
+        "id": "small",
+        "display_name": "Small",
+        "default": True,
+        "cpu_request": "500m",
+        "cpu_limit": "2",
+        "memory_request": "1Gi",
+        "memory_limit": "4Gi",
+        "workspace_storage": "10Gi",
+        "temp_storage": "1Gi",
+    },
+    {
+        "id": "medium",
+        "display_name": "Medium",
+        "cpu_request": "2",
+        "cpu_limit": "4",
+        "memory_request": "8Gi",
+        "memory_limit": "16Gi",
+        "workspace_storage": "50Gi",
+        "temp_storage": "10Gi",
+    },
+    {
+        "id": "gpu",
+        "display_name": "GPU (1× NVIDIA)",
+        "cpu_request": "4",
+        "cpu_limit": "8",
+        "memory_request": "32Gi",
+        "memory_limit": "64Gi",
+        "gpu_count": 1,
+        "gpu_resource_name": "nvidia.com/gpu",
+        "workspace_storage": "100Gi",
+        "temp_storage": "20Gi",
+        "idle_timeout_seconds": 1800,
+    },
 ]
 PERSONAS = [
     ("admin", {"is_staff": True, "is_superuser": True, "first_name": "Ada"}),
@@ -75,15 +107,21 @@ def seed_personas() -> dict[str, User]:
 
 
 def seed_platform(users: dict[str, User]) -> dict:
-    if not ResourceClass.objects.filter(pk__in=[c["id"] for c in RESOURCE_CLASSES]).count() == 3:
+    demo_classes = [c["id"] for c in RESOURCE_CLASSES]
+    if ResourceClass.objects.filter(pk__in=demo_classes).count() != len(demo_classes):
         resource_classes_load(RESOURCE_CLASSES)
     default_queue = SchedulingQueue.default()
     interactive, _ = SchedulingQueue.objects.get_or_create(
         name="interactive",
-        defaults={"display_name": "Interactive", "priority": 100, "deserved_gpu_limit": Decimal(4)},
+        defaults={
+            "display_name": "Interactive",
+            "priority": 100,
+            "deserved_gpu_limit": Decimal(4),
+        },
     )
     batch, _ = SchedulingQueue.objects.get_or_create(
-        name="batch", defaults={"display_name": "Batch", "priority": 10, "preemptible": True}
+        name="batch",
+        defaults={"display_name": "Batch", "priority": 10, "preemptible": True},
     )
     plan, _ = Plan.objects.get_or_create(
         name="Research weekdays",
@@ -93,55 +131,128 @@ def seed_platform(users: dict[str, User]) -> dict:
             "default_memory_limit": "16Gi",
             "window_kind": "weekly",
             "window_timezone": "Europe/Berlin",
-            "window_rules": [{"days": [0, 1, 2, 3, 4], "start": "08:00", "end": "20:00"}],
+            "window_rules": [
+                {"days": [0, 1, 2, 3, 4], "start": "08:00", "end": "20:00"}
+            ],
         },
     )
     plan.queues.add(interactive, batch)
-    team, _ = Group.objects.get_or_create(slug="ml-team", defaults={"name": "ML Team", "allow_root": True})
+    team, _ = Group.objects.get_or_create(
+        slug="ml-team", defaults={"name": "ML Team", "allow_root": True}
+    )
     team.members.add(users["manager"], users["alice"], users["bob"])
     personal, _ = Project.objects.get_or_create(
         slug="alice-personal",
-        defaults={"id": demo_id("project:alice"), "name": "Alice (personal)",
-                  "personal_owner": users["alice"], "gpu_quota": Decimal(1),
-                  "image_allowlist": ["jupyter/base-notebook:2024.10", "codercom/code-server:4.93.1"]},
+        defaults={
+            "id": demo_id("project:alice"),
+            "name": "Alice (personal)",
+            "personal_owner": users["alice"],
+            "gpu_quota": Decimal(1),
+            "image_allowlist": [
+                "jupyter/base-notebook:2024.10",
+                "codercom/code-server:4.93.1",
+            ],
+        },
     )
     personal.members.add(users["alice"])
     group_project, _ = Project.objects.get_or_create(
         slug="ml-team",
-        defaults={"id": demo_id("project:ml-team"), "name": "ML Team", "group": team,
-                  "gpu_quota": Decimal(4), "allow_root": True, "plan": plan,
-                  "image_allowlist": ["jupyter/pytorch-notebook:cuda12-2024.10",
-                                      "jupyter/base-notebook:2024.10",
-                                      "codercom/code-server:4.93.1"]},
+        defaults={
+            "id": demo_id("project:ml-team"),
+            "name": "ML Team",
+            "group": team,
+            "gpu_quota": Decimal(4),
+            "allow_root": True,
+            "plan": plan,
+            "image_allowlist": [
+                "jupyter/pytorch-notebook:cuda12-2024.10",
+                "jupyter/base-notebook:2024.10",
+                "codercom/code-server:4.93.1",
+            ],
+        },
     )
     group_project.members.add(users["manager"], users["alice"], users["bob"])
-    for project, name, size in [(personal, "alice-home", "20Gi"), (group_project, "ml-data", "500Gi"),
-                                (group_project, "ml-scratch", "100Gi")]:
-        Volume.objects.get_or_create(project=project, name=name, defaults={"size": size})
-    return {"personal": personal, "group": group_project, "default_queue": default_queue,
-            "interactive": interactive, "batch": batch}
+    for project, name, size in [
+        (personal, "alice-home", "20Gi"),
+        (group_project, "ml-data", "500Gi"),
+        (group_project, "ml-scratch", "100Gi"),
+    ]:
+        Volume.objects.get_or_create(
+            project=project, name=name, defaults={"size": size}
+        )
+    return {
+        "personal": personal,
+        "group": group_project,
+        "default_queue": default_queue,
+        "interactive": interactive,
+        "batch": batch,
+    }
 
 
 def seed_workspaces(users, platform) -> dict[str, Workspace]:
     classes = {rc.id: rc for rc in ResourceClass.objects.all()}
     specs = [
-        ("analysis", users["alice"], platform["personal"], "jupyterlab",
-         "jupyter/base-notebook:2024.10", platform["default_queue"], "small", 0, ""),
-        ("train-llm", users["alice"], platform["group"], "jupyterlab",
-         "jupyter/pytorch-notebook:cuda12-2024.10", platform["interactive"], "gpu", 1, "RTX 5090"),
-        ("vscode-dev", users["bob"], platform["group"], "code-server",
-         "codercom/code-server:4.93.1", platform["default_queue"], "medium", 0, ""),
-        ("sweep", users["bob"], platform["group"], "jupyterlab",
-         "jupyter/pytorch-notebook:cuda12-2024.10", platform["batch"], "gpu", 1, "RTX 6000 Pro"),
+        (
+            "analysis",
+            users["alice"],
+            platform["personal"],
+            "jupyterlab",
+            "jupyter/base-notebook:2024.10",
+            platform["default_queue"],
+            "small",
+            0,
+            "",
+        ),
+        (
+            "train-llm",
+            users["alice"],
+            platform["group"],
+            "jupyterlab",
+            "jupyter/pytorch-notebook:cuda12-2024.10",
+            platform["interactive"],
+            "gpu",
+            1,
+            "RTX 5090",
+        ),
+        (
+            "vscode-dev",
+            users["bob"],
+            platform["group"],
+            "code-server",
+            "codercom/code-server:4.93.1",
+            platform["default_queue"],
+            "medium",
+            0,
+            "",
+        ),
+        (
+            "sweep",
+            users["bob"],
+            platform["group"],
+            "jupyterlab",
+            "jupyter/pytorch-notebook:cuda12-2024.10",
+            platform["batch"],
+            "gpu",
+            1,
+            "RTX 6000 Pro",
+        ),
     ]
     workspaces = {}
     for name, owner, project, kind, image, queue, rc, gpus, model in specs:
         ws, _ = Workspace.objects.get_or_create(
-            project=project, name=name,
-            defaults={"id": demo_id(f"workspace:{name}"), "owner": owner, "ide_kind": kind,
-                      "image": image, "queue": queue, "resource_class": classes[rc],
-                      "gpu_count": gpus, "gpu_model": model,
-                      "gpu_sm_percentage": 50 if name == "sweep" else 100},
+            project=project,
+            name=name,
+            defaults={
+                "id": demo_id(f"workspace:{name}"),
+                "owner": owner,
+                "ide_kind": kind,
+                "image": image,
+                "queue": queue,
+                "resource_class": classes[rc],
+                "gpu_count": gpus,
+                "gpu_model": model,
+                "gpu_sm_percentage": 50 if name == "sweep" else 100,
+            },
         )
         workspaces[name] = ws
     data = Volume.objects.get(project=platform["group"], name="ml-data")
@@ -155,30 +266,61 @@ def seed_workspaces(users, platform) -> dict[str, Workspace]:
 DEMO_WORKERS = [
     ("analysis", "analysis-ready", "docker", "ready", timedelta(hours=2), {}),
     ("train-llm", "train-busy", "kubernetes", "busy", timedelta(minutes=40), {}),
-    ("vscode-dev", "vscode-starting", "kubernetes", "starting", timedelta(minutes=1), {}),
+    (
+        "vscode-dev",
+        "vscode-starting",
+        "kubernetes",
+        "starting",
+        timedelta(minutes=1),
+        {},
+    ),
     ("sweep", "sweep-stale", "kubernetes", "starting", timedelta(hours=3), {}),
-    ("vscode-dev", "vscode-stop-failed", "external", "stopping", timedelta(hours=5), {
-        "error_code": "gateway_unreachable",
-        "error_detail": "DELETE https://gateway.internal/runtimes/ab12 timed out after 30s "
-                        "(Authorization: Bearer [REDACTED])",
-    }),
+    (
+        "vscode-dev",
+        "vscode-stop-failed",
+        "external",
+        "stopping",
+        timedelta(hours=5),
+        {
+            "error_code": "gateway_unreachable",
+            "error_detail": "DELETE https://gateway.internal/runtimes/ab12 timed out after 30s "
+            "(Authorization: Bearer [REDACTED])",
+        },
+    ),
     ("analysis", "analysis-stopped", "docker", "stopped", timedelta(days=1), {}),
-    ("sweep", "sweep-failed", "kubernetes", "failed", timedelta(hours=6), {
-        "error_code": "image_pull_failed",
-        "error_detail": "Back-off pulling image \"jupyter/pytorch-notebook:cuda12-2024.10\": "
-                        "ErrImagePull: registry credentials for https://[REDACTED]@registry.example "
-                        "were rejected",
-    }),
+    (
+        "sweep",
+        "sweep-failed",
+        "kubernetes",
+        "failed",
+        timedelta(hours=6),
+        {
+            "error_code": "image_pull_failed",
+            "error_detail": 'Back-off pulling image "jupyter/pytorch-notebook:cuda12-2024.10": '
+            "ErrImagePull: registry credentials for https://[REDACTED]@registry.example "
+            "were rejected",
+        },
+    ),
 ]
 
 
 def _status_timestamps(status: str, created, now) -> dict:
-    fields = {"created_at": created, "started_at": created, "status_changed_at": created}
+    fields = {
+        "created_at": created,
+        "started_at": created,
+        "status_changed_at": created,
+    }
     if status in ("ready", "busy", "stopping", "stopped"):
-        fields.update(ready_at=created + timedelta(seconds=35), last_activity_at=now - timedelta(minutes=3))
+        fields.update(
+            ready_at=created + timedelta(seconds=35),
+            last_activity_at=now - timedelta(minutes=3),
+        )
         fields["status_changed_at"] = created + timedelta(seconds=35)
     if status == "stopped":
-        fields.update(stopped_at=created + timedelta(hours=2), status_changed_at=created + timedelta(hours=2))
+        fields.update(
+            stopped_at=created + timedelta(hours=2),
+            status_changed_at=created + timedelta(hours=2),
+        )
     if status in ("failed", "stopping"):
         fields["status_changed_at"] = created + timedelta(minutes=4)
     return fields
@@ -193,17 +335,32 @@ def seed_workers(workspaces: dict[str, Workspace]) -> list[Worker]:
         worker, created = Worker.objects.get_or_create(
             id=demo_id(f"worker:{key}"),
             defaults={
-                "workspace": ws, "name": ws.name, "owner": ws.owner, "space": ws.project,
-                "backend": backend, "status": status, "resource_class": rc,
-                "resource_snapshot": rc.snapshot(), "gpu_units": ws.effective_gpu_units,
-                "gpu_model": ws.gpu_model, "queue_name": ws.queue.name,
-                "queue_priority": ws.queue.priority, "preemptible": ws.queue.preemptible,
-                "plan_bound": not ws.queue.is_default and ws.project.plan_id is not None,
-                "repository_scope": [f"git@example.org:{ws.project.slug}/{ws.name}.git"],
-                "gateway_metadata": {"demo": True, "gateway": f"{backend}-gateway-1",
-                                     "node": "gpu-node-3" if ws.gpu_count else "cpu-node-1"},
+                "workspace": ws,
+                "name": ws.name,
+                "owner": ws.owner,
+                "space": ws.project,
+                "backend": backend,
+                "status": status,
+                "resource_class": rc,
+                "resource_snapshot": rc.snapshot(),
+                "gpu_units": ws.effective_gpu_units,
+                "gpu_model": ws.gpu_model,
+                "queue_name": ws.queue.name,
+                "queue_priority": ws.queue.priority,
+                "preemptible": ws.queue.preemptible,
+                "plan_bound": not ws.queue.is_default
+                and ws.project.plan_id is not None,
+                "repository_scope": [
+                    f"git@example.org:{ws.project.slug}/{ws.name}.git"
+                ],
+                "gateway_metadata": {
+                    "demo": True,
+                    "gateway": f"{backend}-gateway-1",
+                    "node": "gpu-node-3" if ws.gpu_count else "cpu-node-1",
+                },
                 "endpoint": f"http://{backend}-{key}.demo.invalid:8888{ws.base_url}",
-                **_status_timestamps(status, now - age, now), **extra,
+                **_status_timestamps(status, now - age, now),
+                **extra,
             },
         )
         if created:
@@ -213,17 +370,25 @@ def seed_workers(workspaces: dict[str, Workspace]) -> list[Worker]:
 
 
 def _seed_events(worker: Worker) -> None:
-    path = {"starting": ["starting"], "ready": ["starting", "ready"], "busy": ["starting", "ready", "busy"],
-            "stopping": ["starting", "ready", "stopping"],
-            "stopped": ["starting", "ready", "stopping", "stopped"], "failed": ["starting", "failed"]}
+    path = {
+        "starting": ["starting"],
+        "ready": ["starting", "ready"],
+        "busy": ["starting", "ready", "busy"],
+        "stopping": ["starting", "ready", "stopping"],
+        "stopped": ["starting", "ready", "stopping", "stopped"],
+        "failed": ["starting", "failed"],
+    }
     previous = ""
     for step, status in enumerate(path[worker.status]):
         WorkerEvent.objects.create(
-            worker=worker, at=worker.created_at + timedelta(seconds=20 * step), kind="transition",
+            worker=worker,
+            at=worker.created_at + timedelta(seconds=20 * step),
+            kind="transition",
             actor_type="user" if step == 0 else "system",
             actor=worker.owner if step == 0 else None,
             actor_label=worker.owner.username if step == 0 else "start_worker",
-            from_status=previous, to_status=status,
+            from_status=previous,
+            to_status=status,
             reason=worker.error_detail if status == "failed" else "demo data",
         )
         previous = status

@@ -19,7 +19,9 @@ class Group(models.Model):
     name = models.CharField(max_length=100, unique=True)
     slug = models.SlugField(max_length=63, unique=True)
     allow_root = models.BooleanField("allow root containers", default=False)
-    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="teams")
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="teams"
+    )
 
     class Meta:
         ordering = ["name"]
@@ -31,7 +33,9 @@ class Group(models.Model):
 class SchedulingQueue(models.Model):
     name = models.SlugField(max_length=63, unique=True)
     display_name = models.CharField(max_length=100, blank=True)
-    priority = models.IntegerField(default=0, help_text="Higher runs first when GPUs are scarce.")
+    priority = models.IntegerField(
+        default=0, help_text="Higher runs first when GPUs are scarce."
+    )
     preemptible = models.BooleanField(default=False)
     deserved_gpu_limit = models.DecimalField(
         "deserved GPU limit",
@@ -43,24 +47,33 @@ class SchedulingQueue(models.Model):
         help_text="Effective GPU units this queue may hold at once; empty = no limit.",
     )
     is_default = models.BooleanField(
-        "default queue", default=False, help_text="Always available, no priority guarantees."
+        "default queue",
+        default=False,
+        help_text="Always available, no priority guarantees.",
     )
 
     class Meta:
         ordering = ["-priority", "name"]
         constraints = [
             models.UniqueConstraint(
-                fields=["is_default"], condition=Q(is_default=True), name="single_default_queue"
+                fields=["is_default"],
+                condition=Q(is_default=True),
+                name="single_default_queue",
             ),
             models.CheckConstraint(
-                condition=Q(deserved_gpu_limit__isnull=True) | Q(deserved_gpu_limit__gte=0),
+                condition=Q(deserved_gpu_limit__isnull=True)
+                | Q(deserved_gpu_limit__gte=0),
                 name="queue_deserved_gpu_nonneg",
             ),
         ]
 
     def __str__(self) -> str:
         label = self.display_name or self.name
-        return f"{label} (default)" if self.is_default else f"{label} (priority {self.priority})"
+        return (
+            f"{label} (default)"
+            if self.is_default
+            else f"{label} (priority {self.priority})"
+        )
 
     @classmethod
     def default(cls) -> "SchedulingQueue":
@@ -78,12 +91,16 @@ class Plan(models.Model):
 
     name = models.CharField(max_length=100, unique=True)
     allowed_gpu_models = models.JSONField(
-        default=list, blank=True, help_text='e.g. ["RTX 5090", "RTX 6000 Pro"]; empty = none.'
+        default=list,
+        blank=True,
+        help_text='e.g. ["RTX 5090", "RTX 6000 Pro"]; empty = none.',
     )
     default_cpu_limit = models.CharField(max_length=32, default="2")
     default_memory_limit = models.CharField(max_length=32, default="4Gi")
     queues = models.ManyToManyField(SchedulingQueue, blank=True, related_name="plans")
-    window_kind = models.CharField(max_length=8, choices=WindowKind.choices, default="none")
+    window_kind = models.CharField(
+        max_length=8, choices=WindowKind.choices, default="none"
+    )
     window_timezone = models.CharField(max_length=64, default="UTC")
     window_rules = models.JSONField(
         default=list,
@@ -98,7 +115,11 @@ class Plan(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=~Q(window_kind="one_off")
-                | Q(window_start__isnull=False, window_end__isnull=False, window_start__lt=models.F("window_end")),
+                | Q(
+                    window_start__isnull=False,
+                    window_end__isnull=False,
+                    window_start__lt=models.F("window_end"),
+                ),
                 name="plan_one_off_window_ordered",
             )
         ]
@@ -110,7 +131,9 @@ class Plan(models.Model):
         errors = {}
         for field in ("default_cpu_limit", "default_memory_limit"):
             try:
-                quantities.parse(getattr(self, field), what=self._meta.get_field(field).verbose_name)
+                quantities.parse(
+                    getattr(self, field), what=self._meta.get_field(field).verbose_name
+                )
             except quantities.QuantityError as exc:
                 errors[field] = str(exc)
         if not isinstance(self.allowed_gpu_models, list) or not all(
@@ -121,13 +144,17 @@ class Plan(models.Model):
             plan_windows.zone(self.window_timezone)
             if self.window_kind == self.WindowKind.WEEKLY:
                 if not isinstance(self.window_rules, list) or not self.window_rules:
-                    raise plan_windows.WindowRuleError("Weekly windows need at least one rule.")
+                    raise plan_windows.WindowRuleError(
+                        "Weekly windows need at least one rule."
+                    )
                 for rule in self.window_rules:
                     plan_windows.parse_rule(rule)
         except plan_windows.WindowRuleError as exc:
             errors["window_rules"] = str(exc)
         if self.window_kind == self.WindowKind.ONE_OFF and not (
-            self.window_start and self.window_end and self.window_start < self.window_end
+            self.window_start
+            and self.window_end
+            and self.window_start < self.window_end
         ):
             errors["window_end"] = "A one-off window needs a start before its end."
         if errors:
@@ -160,9 +187,13 @@ class Project(models.Model):
     group = models.ForeignKey(
         Group, on_delete=models.PROTECT, null=True, blank=True, related_name="projects"
     )
-    members = models.ManyToManyField(settings.AUTH_USER_MODEL, blank=True, related_name="projects")
+    members = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="projects"
+    )
     image_allowlist = models.JSONField(
-        default=list, blank=True, help_text="Images users may pick, e.g. [\"jupyter/base:4.2\"]."
+        default=list,
+        blank=True,
+        help_text='Images users may pick, e.g. ["jupyter/base:4.2"].',
     )
     allow_root = models.BooleanField("allow root containers", default=False)
     gpu_quota = models.DecimalField(
@@ -187,7 +218,9 @@ class Project(models.Model):
                 name="project_personal_xor_group",
                 violation_error_message="A project is either personal (an owner) or a group's.",
             ),
-            models.CheckConstraint(condition=Q(gpu_quota__gte=0), name="project_gpu_quota_nonneg"),
+            models.CheckConstraint(
+                condition=Q(gpu_quota__gte=0), name="project_gpu_quota_nonneg"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -217,14 +250,18 @@ class Project(models.Model):
 class Volume(models.Model):
     """A persistent volume claim that belongs to a project."""
 
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="volumes")
+    project = models.ForeignKey(
+        Project, on_delete=models.CASCADE, related_name="volumes"
+    )
     name = models.CharField(max_length=63, validators=[dns_label])
     size = models.CharField(max_length=32, default="10Gi")
 
     class Meta:
         ordering = ["project", "name"]
         constraints = [
-            models.UniqueConstraint(fields=["project", "name"], name="volume_name_per_project")
+            models.UniqueConstraint(
+                fields=["project", "name"], name="volume_name_per_project"
+            )
         ]
 
     def __str__(self) -> str:
@@ -244,27 +281,43 @@ class Workspace(models.Model):
         CUSTOM = "custom", "Custom image"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    project = models.ForeignKey(Project, on_delete=models.PROTECT, related_name="workspaces")
+    project = models.ForeignKey(
+        Project, on_delete=models.PROTECT, related_name="workspaces"
+    )
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="workspaces"
     )
     name = models.CharField(max_length=63, validators=[dns_label])
-    ide_kind = models.CharField(max_length=16, choices=IdeKind.choices, default="jupyterlab")
+    ide_kind = models.CharField(
+        max_length=16, choices=IdeKind.choices, default="jupyterlab"
+    )
     proxy_path = models.CharField(
-        max_length=200, blank=True, help_text="Custom images: the path Open goes to, e.g. /app/."
+        max_length=200,
+        blank=True,
+        help_text="Custom images: the path Open goes to, e.g. /app/.",
     )
     image = models.CharField(max_length=255, validators=[image_reference])
     root_shell = models.BooleanField(default=False)
-    queue = models.ForeignKey(SchedulingQueue, on_delete=models.PROTECT, related_name="workspaces")
-    resource_class = models.ForeignKey(
-        "resource_classes.ResourceClass", on_delete=models.PROTECT, related_name="workspaces"
+    queue = models.ForeignKey(
+        SchedulingQueue, on_delete=models.PROTECT, related_name="workspaces"
     )
-    gpu_count = models.PositiveSmallIntegerField(default=0, validators=[MaxValueValidator(16)])
+    resource_class = models.ForeignKey(
+        "resource_classes.ResourceClass",
+        on_delete=models.PROTECT,
+        related_name="workspaces",
+    )
+    gpu_count = models.PositiveSmallIntegerField(
+        default=0, validators=[MaxValueValidator(16)]
+    )
     gpu_model = models.CharField(max_length=100, blank=True)
     gpu_sm_percentage = models.PositiveSmallIntegerField(
-        "SM percentage", default=100, validators=[MinValueValidator(1), MaxValueValidator(100)]
+        "SM percentage",
+        default=100,
+        validators=[MinValueValidator(1), MaxValueValidator(100)],
     )
-    cpu_limit = models.CharField(max_length=32, blank=True, help_text="Override; empty = plan default.")
+    cpu_limit = models.CharField(
+        max_length=32, blank=True, help_text="Override; empty = plan default."
+    )
     memory_limit = models.CharField(max_length=32, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -273,13 +326,16 @@ class Workspace(models.Model):
         ordering = ["-created_at"]
         permissions = [("manage_ide", "Can manage every workspace (IDE_MANAGE)")]
         constraints = [
-            models.UniqueConstraint(fields=["project", "name"], name="workspace_name_per_project"),
+            models.UniqueConstraint(
+                fields=["project", "name"], name="workspace_name_per_project"
+            ),
             models.CheckConstraint(
                 condition=Q(gpu_sm_percentage__gte=1) & Q(gpu_sm_percentage__lte=100),
                 name="workspace_sm_percentage_range",
             ),
             models.CheckConstraint(
-                condition=Q(gpu_count=0) | ~Q(gpu_model=""), name="workspace_gpu_needs_model"
+                condition=Q(gpu_count=0) | ~Q(gpu_model=""),
+                name="workspace_gpu_needs_model",
             ),
         ]
 
@@ -288,7 +344,9 @@ class Workspace(models.Model):
 
     @property
     def effective_gpu_units(self) -> Decimal:
-        return (Decimal(self.gpu_count) * self.gpu_sm_percentage / 100).quantize(Decimal("0.01"))
+        return (Decimal(self.gpu_count) * self.gpu_sm_percentage / 100).quantize(
+            Decimal("0.01")
+        )
 
     @property
     def base_url(self) -> str:
@@ -305,20 +363,28 @@ class Workspace(models.Model):
                     errors[field] = str(exc)
         if self.gpu_count and not self.gpu_model:
             errors["gpu_model"] = "Pick a GPU model for a GPU workspace."
-        if self.ide_kind == self.IdeKind.CUSTOM and self.proxy_path and not self.proxy_path.startswith("/"):
+        if (
+            self.ide_kind == self.IdeKind.CUSTOM
+            and self.proxy_path
+            and not self.proxy_path.startswith("/")
+        ):
             errors["proxy_path"] = "The proxy path starts with '/'."
         if errors:
             raise ValidationError(errors)
 
 
 class WorkspaceMount(models.Model):
-    workspace = models.ForeignKey(Workspace, on_delete=models.CASCADE, related_name="mounts")
+    workspace = models.ForeignKey(
+        Workspace, on_delete=models.CASCADE, related_name="mounts"
+    )
     volume = models.ForeignKey(Volume, on_delete=models.PROTECT, related_name="mounts")
     mount_path = models.CharField(max_length=200, validators=[mount_path])
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["workspace", "mount_path"], name="mount_path_per_workspace")
+            models.UniqueConstraint(
+                fields=["workspace", "mount_path"], name="mount_path_per_workspace"
+            )
         ]
 
     def __str__(self) -> str:

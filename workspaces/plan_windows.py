@@ -25,10 +25,14 @@ def parse_rule(rule: dict) -> tuple[frozenset[int], time, time]:
     if not isinstance(rule, dict):
         raise WindowRuleError(f"A weekly rule must be an object, got {rule!r}.")
     days = rule.get("days")
-    if not isinstance(days, list) or not days or not all(
-        isinstance(d, int) and 0 <= d <= 6 for d in days
+    if (
+        not isinstance(days, list)
+        or not days
+        or not all(isinstance(d, int) and 0 <= d <= 6 for d in days)
     ):
-        raise WindowRuleError(f"'days' must be a non-empty list of 0 (Mon) .. 6 (Sun): {days!r}.")
+        raise WindowRuleError(
+            f"'days' must be a non-empty list of 0 (Mon) .. 6 (Sun): {days!r}."
+        )
     try:
         start = time.fromisoformat(rule["start"])
         end = time.fromisoformat(rule["end"])
@@ -75,7 +79,9 @@ def window_state(
     if kind == "one_off":
         if start and end and start <= now < end:
             return WindowState(open=True, closes_at=end)
-        return WindowState(open=False, opens_at=start if start and now < start else None)
+        return WindowState(
+            open=False, opens_at=start if start and now < start else None
+        )
     tz = zone(tz_name)
     intervals = sorted(_weekly_intervals(rules or [], tz, now))
     current = [(b, e) for b, e in intervals if b <= now < e]

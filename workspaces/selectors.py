@@ -1,21 +1,17 @@
 """Reads for the user-facing workspace pages."""
 
+from datetime import datetime
+
 from django.db.models import Prefetch, QuerySet
+from django.utils import timezone
 
 from workers import states
 from workers.models import Worker
+from workers.services.idle import idle_warning_starts_at
 from workspaces.models import Workspace
 
 # What a user sees, derived from the workspace's current worker.
-USER_STATE = {
-    None: "Stopped",
-    states.STARTING: "Starting",
-    states.READY: "Running",
-    states.BUSY: "Running",
-    states.STOPPING: "Stopping",
-    states.STOPPED: "Stopped",
-    states.FAILED: "Error",
-}
+USER_STATE = states.USER_STATE
 
 
 def workspace_list_for(*, user) -> QuerySet[Workspace]:
@@ -24,11 +20,31 @@ def workspace_list_for(*, user) -> QuerySet[Workspace]:
     return (
         Workspace.objects.filter(owner=user)
         .select_related("project", "queue", "resource_class")
-        .prefetch_related(Prefetch("workers", queryset=latest, to_attr="recent_workers"))
+        .prefetch_related(
+            Prefetch("workers", queryset=latest, to_attr="recent_workers")
+        )
         .order_by("project__name", "name")
     )
 
 
 def workspace_state(workspace: Workspace) -> tuple[str, Worker | None]:
     current = workspace.recent_workers[0] if workspace.recent_workers else None
-    return USER_STATE[current.status if current else None], current
+    return states.workspace_state(current.status if current else None), current
+
+
+def worker_idle_warning(
+    worker: Worker | None, *, now: datetime | None = None
+) -> datetime | None:
+    """When the idle reaper will stop ``worker``, if that is inside the idle
+    warning window (the banner "stops at 14:05 unless you use it"); else
+    None. Reads ``next_action`` only: the reapers keep it current."""
+    if worker is None or worker.status != states.READY:
+        return None
+    if worker.next_action != states.NEXT_IDLE_STOP or worker.next_action_at is None:
+        return None
+    now = now or timezone.now()
+    return (
+        worker.next_action_at
+        if now >= idle_warning_starts_at(worker.next_action_at)
+        else None
+    )

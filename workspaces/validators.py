@@ -20,7 +20,9 @@ _IMAGE = re.compile(
 
 def image_reference(value: str) -> None:
     if not value or len(value) > 255 or not _IMAGE.match(value):
-        raise ValidationError(f"{value!r} is not a container image reference, e.g. jupyter/base:4.2.")
+        raise ValidationError(
+            f"{value!r} is not a container image reference, e.g. jupyter/base:4.2."
+        )
 
 
 def mount_path(value: str) -> None:
@@ -29,6 +31,18 @@ def mount_path(value: str) -> None:
         raise ValidationError(
             f"{value!r}: a mount path must be absolute, not '/', and must not contain '..'."
         )
-    reserved = ("/proc", "/sys", "/dev", "/etc", "/bin", "/sbin", "/usr", "/lib", "/var/run")
+    reserved = (
+        "/proc",
+        "/sys",
+        "/dev",
+        "/etc",
+        "/bin",
+        "/sbin",
+        "/usr",
+        "/lib",
+        "/var/run",
+    )
     if any(value == r or value.startswith(r + "/") for r in reserved):
-        raise ValidationError(f"{value!r} is a system path; mount under e.g. /data or /home.")
+        raise ValidationError(
+            f"{value!r} is a system path; mount under e.g. /data or /home."
+        )

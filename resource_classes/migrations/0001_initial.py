@@ -4,41 +4,139 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='ResourceClass',
+            name="ResourceClass",
             fields=[
-                ('id', models.SlugField(help_text="Stable identifier, e.g. 'gpu-a100'. Cannot be changed later.", max_length=63, primary_key=True, serialize=False)),
-                ('display_name', models.CharField(max_length=100)),
-                ('enabled', models.BooleanField(default=True)),
-                ('is_default', models.BooleanField(default=False, help_text='Preselected in the worker picker. Exactly one enabled class is the default.', verbose_name='default')),
-                ('cpu_request', models.CharField(help_text='e.g. 500m or 2', max_length=32)),
-                ('cpu_limit', models.CharField(max_length=32)),
-                ('memory_request', models.CharField(help_text='e.g. 512Mi or 4Gi', max_length=32)),
-                ('memory_limit', models.CharField(max_length=32)),
-                ('gpu_count', models.PositiveSmallIntegerField(default=0, verbose_name='GPU count')),
-                ('gpu_resource_name', models.CharField(blank=True, help_text='Qualified resource name, e.g. nvidia.com/gpu. Required when GPU count > 0.', max_length=253, verbose_name='GPU resource')),
-                ('workspace_storage', models.CharField(default='10Gi', max_length=32)),
-                ('temp_storage', models.CharField(default='1Gi', max_length=32)),
-                ('idle_timeout_seconds', models.PositiveIntegerField(blank=True, help_text='Idle stop after this many seconds; empty uses the platform default.', null=True)),
-                ('cpu_request_millicores', models.PositiveIntegerField(editable=False)),
-                ('cpu_limit_millicores', models.PositiveIntegerField(editable=False)),
-                ('memory_request_bytes', models.PositiveBigIntegerField(editable=False)),
-                ('memory_limit_bytes', models.PositiveBigIntegerField(editable=False)),
-                ('workspace_storage_bytes', models.PositiveBigIntegerField(editable=False)),
-                ('temp_storage_bytes', models.PositiveBigIntegerField(editable=False)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.SlugField(
+                        help_text="Stable identifier, e.g. 'gpu-a100'. Cannot be changed later.",
+                        max_length=63,
+                        primary_key=True,
+                        serialize=False,
+                    ),
+                ),
+                ("display_name", models.CharField(max_length=100)),
+                ("enabled", models.BooleanField(default=True)),
+                (
+                    "is_default",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Preselected in the worker picker. Exactly one enabled class is the default.",
+                        verbose_name="default",
+                    ),
+                ),
+                (
+                    "cpu_request",
+                    models.CharField(help_text="e.g. 500m or 2", max_length=32),
+                ),
+                ("cpu_limit", models.CharField(max_length=32)),
+                (
+                    "memory_request",
+                    models.CharField(help_text="e.g. 512Mi or 4Gi", max_length=32),
+                ),
+                ("memory_limit", models.CharField(max_length=32)),
+                (
+                    "gpu_count",
+                    models.PositiveSmallIntegerField(
+                        default=0, verbose_name="GPU count"
+                    ),
+                ),
+                (
+                    "gpu_resource_name",
+                    models.CharField(
+                        blank=True,
+                        help_text="Qualified resource name, e.g. nvidia.com/gpu. Required when GPU count > 0.",
+                        max_length=253,
+                        verbose_name="GPU resource",
+                    ),
+                ),
+                ("workspace_storage", models.CharField(default="10Gi", max_length=32)),
+                ("temp_storage", models.CharField(default="1Gi", max_length=32)),
+                (
+                    "idle_timeout_seconds",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Idle stop after this many seconds; empty uses the platform default.",
+                        null=True,
+                    ),
+                ),
+                ("cpu_request_millicores", models.PositiveIntegerField(editable=False)),
+                ("cpu_limit_millicores", models.PositiveIntegerField(editable=False)),
+                (
+                    "memory_request_bytes",
+                    models.PositiveBigIntegerField(editable=False),
+                ),
+                ("memory_limit_bytes", models.PositiveBigIntegerField(editable=False)),
+                (
+                    "workspace_storage_bytes",
+                    models.PositiveBigIntegerField(editable=False),
+                ),
+                ("temp_storage_bytes", models.PositiveBigIntegerField(editable=False)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['-is_default', 'display_name'],
-                'constraints': [models.UniqueConstraint(condition=models.Q(('is_default', True)), fields=('is_default',), name='resource_class_single_default', violation_error_message='Another resource class is already the default.'), models.CheckConstraint(condition=models.Q(('enabled', False), ('is_default', True), _negated=True), name='resource_class_default_enabled', violation_error_message='The default resource class must be enabled.'), models.CheckConstraint(condition=models.Q(('cpu_request_millicores__gt', 0), ('cpu_request_millicores__lte', models.F('cpu_limit_millicores'))), name='resource_class_cpu_request_within_limit', violation_error_message='CPU request must be positive and at most the limit.'), models.CheckConstraint(condition=models.Q(('memory_request_bytes__gt', 0), ('memory_request_bytes__lte', models.F('memory_limit_bytes'))), name='resource_class_memory_request_within_limit', violation_error_message='Memory request must be positive and at most the limit.'), models.CheckConstraint(condition=models.Q(('gpu_count', 0), ('gpu_resource_name__contains', '/'), _connector='OR'), name='resource_class_gpu_qualified', violation_error_message='A GPU class needs a qualified resource name.'), models.CheckConstraint(condition=models.Q(('workspace_storage_bytes__gt', 0), ('temp_storage_bytes__gt', 0)), name='resource_class_storage_positive', violation_error_message='Storage sizes must be positive.')],
+                "ordering": ["-is_default", "display_name"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        condition=models.Q(("is_default", True)),
+                        fields=("is_default",),
+                        name="resource_class_single_default",
+                        violation_error_message="Another resource class is already the default.",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("enabled", False), ("is_default", True), _negated=True
+                        ),
+                        name="resource_class_default_enabled",
+                        violation_error_message="The default resource class must be enabled.",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("cpu_request_millicores__gt", 0),
+                            (
+                                "cpu_request_millicores__lte",
+                                models.F("cpu_limit_millicores"),
+                            ),
+                        ),
+                        name="resource_class_cpu_request_within_limit",
+                        violation_error_message="CPU request must be positive and at most the limit.",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("memory_request_bytes__gt", 0),
+                            (
+                                "memory_request_bytes__lte",
+                                models.F("memory_limit_bytes"),
+                            ),
+                        ),
+                        name="resource_class_memory_request_within_limit",
+                        violation_error_message="Memory request must be positive and at most the limit.",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("gpu_count", 0),
+                            ("gpu_resource_name__contains", "/"),
+                            _connector="OR",
+                        ),
+                        name="resource_class_gpu_qualified",
+                        violation_error_message="A GPU class needs a qualified resource name.",
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("workspace_storage_bytes__gt", 0),
+                            ("temp_storage_bytes__gt", 0),
+                        ),
+                        name="resource_class_storage_positive",
+                        violation_error_message="Storage sizes must be positive.",
+                    ),
+                ],
             },
         ),
     ]

@@ -22,7 +22,10 @@ def test_app_services_share_one_image_and_the_same_wiring():
         service = services[name]
         assert service["build"] == "." and service["image"] == "notebook-fleet:latest"
         env = service["environment"]
-        assert env["DATABASE_URL"].startswith("postgres://") and "@postgres:5432/" in env["DATABASE_URL"]
+        assert (
+            env["DATABASE_URL"].startswith("postgres://")
+            and "@postgres:5432/" in env["DATABASE_URL"]
+        )
         assert env["REDIS_URL"] == "redis://redis:6379/0"
         assert "SECRET_KEY" in env
         assert service["depends_on"]["postgres"]["condition"] == "service_healthy"
@@ -31,7 +34,10 @@ def test_app_services_share_one_image_and_the_same_wiring():
 
 def test_commands_start_what_each_service_is_for():
     services = compose()["services"]
-    assert "manage.py serve" in services["web"]["command"] and "migrate" in services["web"]["command"]
+    assert (
+        "manage.py serve" in services["web"]["command"]
+        and "migrate" in services["web"]["command"]
+    )
     assert services["worker"]["command"].startswith("celery -A config worker")
     assert services["beat"]["command"].startswith("celery -A config beat")
 

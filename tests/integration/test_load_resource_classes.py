@@ -35,7 +35,9 @@ def test_it_loads_classes_from_yaml(tmp_path):
     call_command("load_resource_classes", str(path))
     assert ResourceClass.objects.get(is_default=True).pk == "small"
     assert ResourceClass.objects.get(pk="gpu").gpu_resource_name == "nvidia.com/gpu"
-    call_command("load_resource_classes", str(path))  # idempotent: an update, not a duplicate
+    call_command(
+        "load_resource_classes", str(path)
+    )  # idempotent: an update, not a duplicate
     assert ResourceClass.objects.count() == 2
 
 
@@ -43,10 +45,21 @@ def test_it_loads_classes_from_yaml(tmp_path):
     ("broken", "message"),
     [
         (GOOD.replace("cpu_request: 500m", "cpu_request: -1"), "small.cpu_request"),
-        (GOOD.replace("gpu_resource_name: nvidia.com/gpu", "gpu_resource_name: gpu"), "gpu.gpu_resource_name"),
+        (
+            GOOD.replace("gpu_resource_name: nvidia.com/gpu", "gpu_resource_name: gpu"),
+            "gpu.gpu_resource_name",
+        ),
         (GOOD.replace("default: true", "default: false"), "The file marks 0"),
-        (GOOD.replace("    display_name: GPU", "    display_name: GPU\n    default: true"), "The file marks 2"),
-        (GOOD.replace("temp_storage: 10Gi", "temp_storage: 10Gi\n    colour: red"), "unknown keys: colour"),
+        (
+            GOOD.replace(
+                "    display_name: GPU", "    display_name: GPU\n    default: true"
+            ),
+            "The file marks 2",
+        ),
+        (
+            GOOD.replace("temp_storage: 10Gi", "temp_storage: 10Gi\n    colour: red"),
+            "unknown keys: colour",
+        ),
         ("just: [a, string", "Cannot read"),
         ("- 1\n- 2", "expected a list of resource classes"),
     ],

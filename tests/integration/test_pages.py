@@ -40,7 +40,9 @@ def test_whitenoise_serves_vendored_htmx(client):
 def test_users_see_only_their_own_workspaces(client, alice, bob, default_class):
     mine = WorkspaceFactory(project__personal_owner=alice, name="alice-ws")
     WorkspaceFactory(project__personal_owner=bob, name="bob-ws")
-    WorkerFactory(workspace=mine, status="failed", error_detail="boom <script>x</script>")
+    WorkerFactory(
+        workspace=mine, status="failed", error_detail="boom <script>x</script>"
+    )
     client.force_login(alice)
     html = client.get(reverse("workspaces:list")).content.decode()
     assert "alice-ws" in html and "bob-ws" not in html

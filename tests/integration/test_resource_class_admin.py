@@ -6,9 +6,17 @@ from resource_classes.models import ResourceClass
 pytestmark = pytest.mark.django_db
 
 FORM = {
-    "id": "medium", "display_name": "Medium", "enabled": "on", "cpu_request": "1",
-    "cpu_limit": "2", "memory_request": "2Gi", "memory_limit": "4Gi", "gpu_count": "0",
-    "gpu_resource_name": "", "workspace_storage": "20Gi", "temp_storage": "2Gi",
+    "id": "medium",
+    "display_name": "Medium",
+    "enabled": "on",
+    "cpu_request": "1",
+    "cpu_limit": "2",
+    "memory_request": "2Gi",
+    "memory_limit": "4Gi",
+    "gpu_count": "0",
+    "gpu_resource_name": "",
+    "workspace_storage": "20Gi",
+    "temp_storage": "2Gi",
     "idle_timeout_seconds": "",
 }
 
@@ -20,7 +28,9 @@ def staff_client(client, admin_user):
 
 
 def test_it_creates_a_class_in_the_admin(staff_client, default_class):
-    response = staff_client.post(reverse("admin:resource_classes_resourceclass_add"), FORM)
+    response = staff_client.post(
+        reverse("admin:resource_classes_resourceclass_add"), FORM
+    )
     assert response.status_code == 302
     assert ResourceClass.objects.get(pk="medium").memory_limit_bytes == 4 * 2**30
 
@@ -31,11 +41,16 @@ def test_it_creates_a_class_in_the_admin(staff_client, default_class):
         ({"cpu_request": "-1"}, "must be greater than zero"),
         ({"memory_limit": "abc"}, "is not a Kubernetes quantity"),
         ({"cpu_request": "4"}, "must not exceed the CPU limit"),
-        ({"gpu_count": "1", "gpu_resource_name": "gpu"}, "not a qualified resource name"),
+        (
+            {"gpu_count": "1", "gpu_resource_name": "gpu"},
+            "not a qualified resource name",
+        ),
         ({"workspace_storage": "10Mi"}, "platform minimum"),
     ],
 )
-def test_it_shows_rule_violations_as_form_errors(staff_client, default_class, change, message):
+def test_it_shows_rule_violations_as_form_errors(
+    staff_client, default_class, change, message
+):
     response = staff_client.post(
         reverse("admin:resource_classes_resourceclass_add"), {**FORM, **change}
     )
@@ -45,14 +60,22 @@ def test_it_shows_rule_violations_as_form_errors(staff_client, default_class, ch
 
 
 def test_the_first_class_must_be_the_default(staff_client):
-    response = staff_client.post(reverse("admin:resource_classes_resourceclass_add"), FORM)
+    response = staff_client.post(
+        reverse("admin:resource_classes_resourceclass_add"), FORM
+    )
     assert response.status_code == 200
     assert "Exactly one enabled resource class" in response.content.decode()
 
 
-def test_unticking_the_only_default_is_a_form_error_not_a_500(staff_client, default_class):
+def test_unticking_the_only_default_is_a_form_error_not_a_500(
+    staff_client, default_class
+):
     url = reverse("admin:resource_classes_resourceclass_change", args=["small"])
-    data = {**FORM, "id": "small", "display_name": "Small"}  # "is_default" left unticked
+    data = {
+        **FORM,
+        "id": "small",
+        "display_name": "Small",
+    }  # "is_default" left unticked
     response = staff_client.post(url, data)
     assert response.status_code == 200
     assert "Exactly one enabled resource class" in response.content.decode()
@@ -61,7 +84,9 @@ def test_unticking_the_only_default_is_a_form_error_not_a_500(staff_client, defa
 
 def test_ticking_default_elsewhere_moves_it(staff_client, default_class):
     response = staff_client.post(
-        reverse("admin:resource_classes_resourceclass_add"), {**FORM, "is_default": "on"}, follow=True
+        reverse("admin:resource_classes_resourceclass_add"),
+        {**FORM, "is_default": "on"},
+        follow=True,
     )
     assert "is now the default" in response.content.decode()
     assert ResourceClass.objects.get(is_default=True).pk == "medium"

@@ -10,8 +10,16 @@ pytestmark = pytest.mark.django_db
 
 
 def make(**fields) -> ResourceClass:
-    values = dict(id="c", display_name="C", cpu_request="1", cpu_limit="2", memory_request="1Gi",
-                  memory_limit="2Gi", workspace_storage="10Gi", temp_storage="1Gi")
+    values = dict(
+        id="c",
+        display_name="C",
+        cpu_request="1",
+        cpu_limit="2",
+        memory_request="1Gi",
+        memory_limit="2Gi",
+        workspace_storage="10Gi",
+        temp_storage="1Gi",
+    )
     values.update(fields)
     return ResourceClass(**values)
 
@@ -29,12 +37,16 @@ def test_the_database_rejects_a_disabled_default(default_class):
 
 def test_the_database_rejects_requests_above_limits(default_class):
     with pytest.raises(IntegrityError), transaction.atomic():
-        ResourceClass.objects.filter(pk=default_class.pk).update(cpu_request_millicores=10**6)
+        ResourceClass.objects.filter(pk=default_class.pk).update(
+            cpu_request_millicores=10**6
+        )
 
 
 def test_the_database_rejects_an_unqualified_gpu_resource(default_class):
     with pytest.raises(IntegrityError), transaction.atomic():
-        ResourceClass.objects.filter(pk=default_class.pk).update(gpu_count=1, gpu_resource_name="gpu")
+        ResourceClass.objects.filter(pk=default_class.pk).update(
+            gpu_count=1, gpu_resource_name="gpu"
+        )
 
 
 @pytest.mark.parametrize(
@@ -60,14 +72,22 @@ def test_validation_names_the_field_and_the_rule(fields, field):
 
 
 def test_it_stores_canonical_values():
-    rc = make(id="gpu", gpu_count=2, gpu_resource_name="nvidia.com/gpu", cpu_request="500m")
+    rc = make(
+        id="gpu", gpu_count=2, gpu_resource_name="nvidia.com/gpu", cpu_request="500m"
+    )
     rc.full_clean()
-    assert (rc.cpu_request_millicores, rc.memory_limit_bytes, rc.gpu_count) == (500, 2 * 2**30, 2)
+    assert (rc.cpu_request_millicores, rc.memory_limit_bytes, rc.gpu_count) == (
+        500,
+        2 * 2**30,
+        2,
+    )
 
 
 def test_saving_a_new_default_moves_the_default(default_class):
     resource_class_save(make(id="medium", is_default=True))
-    assert list(ResourceClass.objects.filter(is_default=True).values_list("id", flat=True)) == ["medium"]
+    assert list(
+        ResourceClass.objects.filter(is_default=True).values_list("id", flat=True)
+    ) == ["medium"]
 
 
 def test_it_refuses_to_leave_the_platform_without_a_default(default_class):
@@ -88,4 +108,7 @@ def test_a_worker_snapshot_stays_frozen_when_its_class_changes(default_class):
 def test_the_snapshot_is_plain_json(default_class):
     import json
 
-    assert json.loads(json.dumps(default_class.snapshot()))["memory_limit_bytes"] == 4 * 2**30
+    assert (
+        json.loads(json.dumps(default_class.snapshot()))["memory_limit_bytes"]
+        == 4 * 2**30
+    )

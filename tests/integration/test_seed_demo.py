@@ -8,14 +8,24 @@ from workers.models import Worker
 pytestmark = pytest.mark.django_db
 
 MODELS = [
-    "accounts.User", "resource_classes.ResourceClass", "workspaces.Group", "workspaces.Project",
-    "workspaces.Plan", "workspaces.SchedulingQueue", "workspaces.Volume", "workspaces.Workspace",
-    "workspaces.WorkspaceMount", "workers.Worker", "workers.WorkerEvent",
+    "accounts.User",
+    "resource_classes.ResourceClass",
+    "workspaces.Group",
+    "workspaces.Project",
+    "workspaces.Plan",
+    "workspaces.SchedulingQueue",
+    "workspaces.Volume",
+    "workspaces.Workspace",
+    "workspaces.WorkspaceMount",
+    "workers.Worker",
+    "workers.WorkerEvent",
 ]
 
 
 def row_ids():
-    return {m: set(apps.get_model(m).objects.values_list("pk", flat=True)) for m in MODELS}
+    return {
+        m: set(apps.get_model(m).objects.values_list("pk", flat=True)) for m in MODELS
+    }
 
 
 def test_it_is_idempotent(capsys):

@@ -11,11 +11,23 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def run_python(code: str, env: dict[str, str], tmp_path) -> subprocess.CompletedProcess:
-    clean = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "DATABASE_URL", "DEBUG")}
-    clean.update(NOTEBOOK_FLEET_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="config.settings", **env)
+    clean = {
+        k: v
+        for k, v in os.environ.items()
+        if k not in ("REDIS_URL", "DATABASE_URL", "DEBUG")
+    }
+    clean.update(
+        NOTEBOOK_FLEET_VAR_DIR=str(tmp_path),
+        DJANGO_SETTINGS_MODULE="config.settings",
+        **env,
+    )
     return subprocess.run(
-        [sys.executable, "-c", textwrap.dedent(code)], cwd=ROOT, env=clean,
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, "-c", textwrap.dedent(code)],
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 
@@ -67,11 +79,21 @@ def test_check_deploy_is_clean_with_the_documented_production_settings(tmp_path)
         "ALLOWED_HOSTS": "fleet.example.org",
         "DATABASE_URL": f"sqlite:///{tmp_path}/db.sqlite3",
     }
-    clean = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "SECURE_HTTPS")}
-    clean.update(env, NOTEBOOK_FLEET_VAR_DIR=str(tmp_path), DJANGO_SETTINGS_MODULE="config.settings")
+    clean = {
+        k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "SECURE_HTTPS")
+    }
+    clean.update(
+        env,
+        NOTEBOOK_FLEET_VAR_DIR=str(tmp_path),
+        DJANGO_SETTINGS_MODULE="config.settings",
+    )
     result = subprocess.run(
         [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-        cwd=ROOT, env=clean, capture_output=True, text=True, timeout=120,
+        cwd=ROOT,
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
@@ -87,4 +109,7 @@ def test_redis_url_switches_layer_and_broker(tmp_path):
         {"REDIS_URL": "redis://127.0.0.1:6379/5"},
         tmp_path,
     )
-    assert result.stdout.split() == ["channels_redis.core.RedisChannelLayer", "redis://127.0.0.1:6379/5"]
+    assert result.stdout.split() == [
+        "channels_redis.core.RedisChannelLayer",
+        "redis://127.0.0.1:6379/5",
+    ]

@@ -3,7 +3,14 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 
 from tests.factories import ProjectFactory, WorkspaceFactory
-from workspaces.models import Group, Project, SchedulingQueue, Workspace, WorkspaceMount, Volume
+from workspaces.models import (
+    Group,
+    Project,
+    SchedulingQueue,
+    Volume,
+    Workspace,
+    WorkspaceMount,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -29,7 +36,9 @@ def test_workspace_names_are_unique_within_a_project(default_class):
     WorkspaceFactory(name="same")  # another project may reuse it
 
 
-@pytest.mark.parametrize("name", ["Has-Caps", "under_score", "-lead", "trail-", "x" * 64, "sp ace"])
+@pytest.mark.parametrize(
+    "name", ["Has-Caps", "under_score", "-lead", "trail-", "x" * 64, "sp ace"]
+)
 def test_workspace_names_must_be_dns_safe(default_class, name):
     ws = WorkspaceFactory.build(project=ProjectFactory(), name=name)
     ws.owner = ws.project.personal_owner
@@ -64,4 +73,6 @@ def test_effective_gpu_units_are_count_times_sm_share(default_class):
 def test_readable_strs(default_class):
     ws = WorkspaceFactory(name="analysis", project__name="Alice")
     assert str(ws) == "analysis (Alice)"
-    assert "Small" in str(ws.resource_class) or "class" in str(ws.resource_class).lower()
+    assert (
+        "Small" in str(ws.resource_class) or "class" in str(ws.resource_class).lower()
+    )

@@ -13,13 +13,21 @@ def test_it_parses_cpu_to_millicores(text, millicores):
 
 @pytest.mark.parametrize(
     ("text", "size"),
-    [("512Mi", 512 * 2**20), ("4Gi", 4 * 2**30), ("1G", 10**9), ("1.5Gi", 3 * 2**29), ("100", 100)],
+    [
+        ("512Mi", 512 * 2**20),
+        ("4Gi", 4 * 2**30),
+        ("1G", 10**9),
+        ("1.5Gi", 3 * 2**29),
+        ("100", 100),
+    ],
 )
 def test_it_parses_memory_to_bytes(text, size):
     assert quantities.to_bytes(text) == size
 
 
-@pytest.mark.parametrize("text", ["-1", "abc", "1.5.3Gi", "", "0", "0m", "1 Gi", "1e3", "4gb", "Gi"])
+@pytest.mark.parametrize(
+    "text", ["-1", "abc", "1.5.3Gi", "", "0", "0m", "1 Gi", "1e3", "4gb", "Gi"]
+)
 def test_it_rejects_bad_quantities_with_a_clear_message(text):
     with pytest.raises(quantities.QuantityError) as exc:
         quantities.to_bytes(text, what="Memory limit")

@@ -61,7 +61,9 @@ class LaunchRequest:
     limits: LaunchLimits = field(default_factory=LaunchLimits)
 
 
-def worker_launch(*, request: LaunchRequest, actor=None, actor_type: str = "user") -> Worker:
+def worker_launch(
+    *, request: LaunchRequest, actor=None, actor_type: str = "user"
+) -> Worker:
     """Create a ``starting`` worker if every limit allows it, and enqueue its
     start on commit. Raises ``LaunchRefused`` naming the limit; writes
     nothing then. Safe under concurrency: the owner's row and per-space,
@@ -95,7 +97,9 @@ def _lock_for(request: LaunchRequest) -> None:
         keys.append(f"gpu:{request.gpu_model}")
     with connection.cursor() as cursor:
         for key in sorted(keys):
-            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [key])
+            cursor.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [key]
+            )
 
 
 def _usage(request: LaunchRequest) -> dict:
@@ -106,7 +110,9 @@ def _usage(request: LaunchRequest) -> dict:
         queue_units=Sum(
             "gpu_units", filter=Q(queue_name=request.spec.queue_name), default=ZERO
         ),
-        model_units=Sum("gpu_units", filter=Q(gpu_model=request.gpu_model), default=ZERO),
+        model_units=Sum(
+            "gpu_units", filter=Q(gpu_model=request.gpu_model), default=ZERO
+        ),
     )
 
 

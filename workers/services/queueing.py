@@ -37,7 +37,9 @@ def enqueue_on_commit(
         try:
             _send(task_name, worker_id)
         except Exception as exc:  # noqa: BLE001 - any broker failure
-            log.warning("could not enqueue %s for %s", task_name, worker_id, exc_info=True)
+            log.warning(
+                "could not enqueue %s for %s", task_name, worker_id, exc_info=True
+            )
             on_failure(exc)
 
     transaction.on_commit(send)
@@ -63,14 +65,15 @@ def enqueue_start(worker_id) -> None:
 
 def enqueue_stop(worker_id) -> None:
     """Enqueue ``stop_worker``; if the broker is down the stop is recorded as
-    failed and ``reconcile_workers`` retries it."""
-    from workers.models import Worker
-    from workers.sanitize import sanitize
+    failed (still ``stopping``) and ``reconcile_workers`` retries it."""
 
     def failed(exc: Exception) -> None:
-        Worker.objects.filter(id=worker_id, status=states.STOPPING).update(
-            error_code=QUEUE_UNAVAILABLE,
-            error_detail=sanitize(f"Task queue unavailable: {exc}"),
-        )
+        from workers.models import Worker
+        from workers.services.stopping import stop_failed
+
+        worker = Worker.objects.filter(id=worker_id, status=states.STOPPING).first()
+        if worker is not None:
+            message = f"Task queue unavailable: {exc}"
+            stop_failed(worker, message, 0, "enqueue", code=QUEUE_UNAVAILABLE)
 
     enqueue_on_commit("stop_worker", worker_id, on_failure=failed)

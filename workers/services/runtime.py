@@ -81,4 +81,6 @@ def as_backend_error(exc: Exception) -> BackendError:
     ones (timeouts, connection resets) count as retryable."""
     if isinstance(exc, BackendError):
         return exc
-    return BackendError(ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}", retryable=True)
+    return BackendError(
+        ErrorCode.INTERNAL, f"{type(exc).__name__}: {exc}", retryable=True
+    )

@@ -98,12 +98,17 @@ def _wait_until_ready(worker: Worker, ref: RuntimeRef) -> None:
         if timezone.now() >= start_deadline(worker):
             limit = settings.NOTEBOOK_RUNTIME_START_TIMEOUT_SECONDS
             fail_start(
-                worker, code="timeout", message=f"Start timed out after {limit} s", ref=ref
+                worker,
+                code="timeout",
+                message=f"Start timed out after {limit} s",
+                ref=ref,
             )
             return
         observation = runtime.observe_safely(backend, ref)
         if observation.phase in GONE:
-            detail = observation.message or f"Runtime {observation.phase} while starting"
+            detail = (
+                observation.message or f"Runtime {observation.phase} while starting"
+            )
             code = observation.error_code or "runtime_exited"
             fail_start(worker, code=code, message=detail, ref=ref)
             return
@@ -151,8 +156,23 @@ def _ready(worker: Worker, endpoint: str) -> bool:
 
 
 def fail_start(worker: Worker, *, code: str, message: str, ref=None) -> bool:
-    """End a start in ``failed``: first remove what it created (best
-    effort: ``reconcile_workers`` removes what is left as an orphan)."""
+    """End a start in ``failed`` (see ``worker_fail``)."""
+    return worker_fail(
+        worker,
+        expected=states.STARTING,
+        code=code,
+        message=message,
+        ref=ref,
+        actor_label="start_worker",
+    )
+
+
+def worker_fail(
+    worker: Worker, *, expected, code: str, message: str, ref=None, actor_label: str
+) -> bool:
+    """Move a worker to ``failed`` with a sanitized reason, first removing
+    its runtime (best effort: ``reconcile_workers`` removes what is left as
+    an orphan). False when the worker was no longer in ``expected``."""
     data = {}
     if ref is not None:
         backend = runtime.backend_for(worker.backend)
@@ -160,10 +180,10 @@ def fail_start(worker: Worker, *, code: str, message: str, ref=None) -> bool:
             data["cleanup"] = "failed; reconcile_workers removes the runtime"
     return worker_transition(
         worker_id=worker.id,
-        expected=states.STARTING,
+        expected=expected,
         to=states.FAILED,
         actor_type="system",
-        actor_label="start_worker",
+        actor_label=actor_label,
         reason=message,
         fields={"error_code": code[:40], "error_detail": message},
         data=data,

@@ -28,7 +28,11 @@ class Command(BaseCommand):
         try:
             classes = resource_classes_load(data)
         except ValidationError as exc:
-            raise CommandError("Nothing was written:\n  " + "\n  ".join(exc.messages)) from exc
+            raise CommandError(
+                "Nothing was written:\n  " + "\n  ".join(exc.messages)
+            ) from exc
         for rc in classes:
             self.stdout.write(f"{'*' if rc.is_default else ' '} {rc.id}: {rc}")
-        self.stdout.write(self.style.SUCCESS(f"Loaded {len(classes)} resource classes."))
+        self.stdout.write(
+            self.style.SUCCESS(f"Loaded {len(classes)} resource classes.")
+        )

@@ -23,8 +23,18 @@ class Command(BaseCommand):
             from config.embedded import start_embedded_workers
 
             start_embedded_workers()
-            self.stdout.write("Embedded mode: in-memory broker, task worker and beat in-process.")
+            self.stdout.write(
+                "Embedded mode: in-memory broker, task worker and beat in-process."
+            )
         else:
-            self.stdout.write(f"Broker: {settings.CELERY_BROKER_URL.split('@')[-1]}; run celery separately.")
+            self.stdout.write(
+                f"Broker: {settings.CELERY_BROKER_URL.split('@')[-1]}; run celery separately."
+            )
         self.stdout.write(f"Serving on http://{host}:{port}/")
-        uvicorn.run("config.asgi:application", host=host, port=port, log_level="info", lifespan="off")
+        uvicorn.run(
+            "config.asgi:application",
+            host=host,
+            port=port,
+            log_level="info",
+            lifespan="off",
+        )

@@ -1,0 +1,112 @@
+"""Live rows for the Notebook Workers console.
+
+A socket belongs to one active staff user (others are refused at the
+handshake). Channel messages carry worker ids only; the consumer re-reads
+those rows through the same selector the page uses and sends the same row
+partial, marked for an htmx out-of-band swap by id.
+
+Bursts are coalesced: ids arriving within ``COALESCE_SECONDS`` go out as one
+message. And because every staff socket in a process wants the same rows at
+the same moment, one read+render is shared by the sockets whose messages
+arrived before it started (it is then at least as new as their commits).
+"""
+
+import asyncio
+import time
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.template.loader import render_to_string
+
+from workers.realtime import STAFF_GROUP, WorkerChanged
+from workers.selectors import can_view_console, worker_rows
+
+COALESCE_SECONDS = 0.05
+# How long a socket trusts the staff flag it read; then it reads the user again.
+REVALIDATE_SECONDS = 30.0
+REFUSED = 4403
+
+
+def render_rows(*, user, worker_ids) -> str:
+    """The row partial for each visible worker, ready for an OOB swap."""
+    rows = worker_rows(user=user, worker_ids=worker_ids)
+    return "".join(
+        render_to_string("workers/console.html#row", {"worker": w, "oob": True})
+        for w in rows
+    )
+
+
+class _SharedRender:
+    """Single-flight read+render per set of ids, within one process."""
+
+    def __init__(self) -> None:
+        self._inflight: dict[frozenset[str], tuple[float, asyncio.Future]] = {}
+
+    async def rows(self, user, ids: frozenset[str], newer_than: float) -> str:
+        entry = self._inflight.get(ids)
+        if entry is None or entry[0] < newer_than or entry[1].done():
+            started = time.monotonic()
+            read = database_sync_to_async(render_rows)(user=user, worker_ids=ids)
+            entry = (started, asyncio.ensure_future(read))
+            self._inflight[ids] = entry
+            entry[1].add_done_callback(lambda _f, e=entry: self._forget(ids, e))
+        return await asyncio.shield(entry[1])
+
+    def _forget(self, ids: frozenset[str], entry) -> None:
+        if self._inflight.get(ids) is entry:
+            del self._inflight[ids]
+
+
+shared_render = _SharedRender()
+
+
+class WorkersConsoleConsumer(AsyncWebsocketConsumer):
+    groups: list[str] = []
+
+    async def connect(self) -> None:
+        self.user = self.scope.get("user")
+        self.pending: set[str] = set()
+        self.last_received = 0.0
+        self.flush_task: asyncio.Task | None = None
+        if not can_view_console(self.user):
+            await self.close(code=REFUSED)
+            return
+        self.checked_at = time.monotonic()
+        await self.channel_layer.group_add(STAFF_GROUP, self.channel_name)
+        self.joined = True
+        await self.accept()
+
+    async def disconnect(self, code: int) -> None:
+        if getattr(self, "joined", False):
+            await self.channel_layer.group_discard(STAFF_GROUP, self.channel_name)
+        if getattr(self, "flush_task", None):
+            self.flush_task.cancel()
+
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        """The page sends nothing; anything received is ignored."""
+
+    async def worker_changed(self, event: WorkerChanged) -> None:
+        self.pending.add(str(event["worker_id"]))
+        self.last_received = time.monotonic()
+        if self.flush_task is None:
+            self.flush_task = asyncio.ensure_future(self._flush_soon())
+
+    async def _flush_soon(self) -> None:
+        await asyncio.sleep(COALESCE_SECONDS)
+        ids, self.pending = frozenset(self.pending), set()
+        newer_than, self.flush_task = self.last_received, None
+        if not await self._still_allowed():
+            await self.close(code=REFUSED)
+            return
+        html = await shared_render.rows(self.user, ids, newer_than)
+        if html:
+            await self.send(text_data=html)
+
+    async def _still_allowed(self) -> bool:
+        if time.monotonic() - self.checked_at > REVALIDATE_SECONDS:
+            try:
+                await database_sync_to_async(self.user.refresh_from_db)()
+            except self.user.DoesNotExist:
+                return False
+            self.checked_at = time.monotonic()
+        return can_view_console(self.user)
