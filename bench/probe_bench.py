@@ -30,10 +30,13 @@ from workers.probe import Health, ProbeTarget, probe_many  # noqa: E402
 
 SLOW_SECONDS = 1.0
 SAMPLE = 20
-BODY = json.dumps({"connections": 0, "kernels": 0,
-                   "last_activity": "2026-01-01T00:00:00Z"}).encode()
-RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
-            b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(BODY)) + BODY
+BODY = json.dumps(
+    {"connections": 0, "kernels": 0, "last_activity": "2026-01-01T00:00:00Z"}
+).encode()
+RESPONSE = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+    b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(BODY)
+) + BODY
 
 
 def kind_of(index: int) -> str:
@@ -82,8 +85,11 @@ def main() -> None:
     if args.serve:
         asyncio.run(serve(args.serve))
         return
-    server = subprocess.Popen([sys.executable, __file__, "--serve", str(args.endpoints)],
-                              stdout=subprocess.PIPE, text=True)
+    server = subprocess.Popen(
+        [sys.executable, __file__, "--serve", str(args.endpoints)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
     try:
         ports = json.loads(server.stdout.readline())
         run(ports, args.timeout, args.concurrency)
@@ -93,8 +99,10 @@ def main() -> None:
 
 
 def run(ports: list[int], timeout: float, concurrency: int) -> None:
-    targets = [ProbeTarget(f"http://127.0.0.1:{p}/w/ws{i}/", token="t" * 32)
-               for i, p in enumerate(ports)]
+    targets = [
+        ProbeTarget(f"http://127.0.0.1:{p}/w/ws{i}/", token="t" * 32)
+        for i, p in enumerate(ports)
+    ]
     started = time.perf_counter()
     results = asyncio.run(probe_many(targets, timeout=timeout, concurrency=concurrency))
     wall = time.perf_counter() - started
@@ -103,12 +111,18 @@ def run(ports: list[int], timeout: float, concurrency: int) -> None:
     counts = {h.value: sum(r.health is h for r in results) for h in Health}
     print(f"endpoints: {len(targets)} (10% black-holed, 10% slow {SLOW_SECONDS:g} s)")
     print(f"results: {counts}")
-    print(f"concurrent wall time: {wall:.2f} s (timeout {timeout:g} s, "
-          f"concurrency {concurrency})")
-    print(f"sequential, {SAMPLE} endpoints run one at a time and scaled: "
-          f"{sequential:.1f} s (sum of in-sweep latencies: {in_sweep:.1f} s)")
-    print(f"speed-up: {sequential / wall:.0f}x; budget 3 s: "
-          f"{'OK' if wall <= 3.0 else 'EXCEEDED'}")
+    print(
+        f"concurrent wall time: {wall:.2f} s (timeout {timeout:g} s, "
+        f"concurrency {concurrency})"
+    )
+    print(
+        f"sequential, {SAMPLE} endpoints run one at a time and scaled: "
+        f"{sequential:.1f} s (sum of in-sweep latencies: {in_sweep:.1f} s)"
+    )
+    print(
+        f"speed-up: {sequential / wall:.0f}x; budget 3 s: "
+        f"{'OK' if wall <= 3.0 else 'EXCEEDED'}"
+    )
 
 
 def sequential_estimate(targets: list[ProbeTarget], timeout: float) -> float:

@@ -31,7 +31,7 @@ def render_rows(*, user, worker_ids) -> str:
     """The row partial for each visible worker, ready for an OOB swap."""
     rows = worker_rows(user=user, worker_ids=worker_ids)
     return "".join(
-        render_to_string("workers/console.html#row", {"worker": w, "oob": True})
+        render_to_string("workers/console.html#row", {"worker": w, "oob": True}).strip()
         for w in rows
     )
 

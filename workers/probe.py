@@ -118,10 +118,14 @@ async def http_get(url: str, headers: dict[str, str]) -> tuple[int, bytes]:
     try:
         conn = h11.Connection(h11.CLIENT)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
-        request_headers = [("Host", parts.netloc), ("Connection", "close"),
-                           *headers.items()]
-        request = h11.Request(method="GET", target=target or "/",
-                              headers=request_headers)
+        request_headers = [
+            ("Host", parts.netloc),
+            ("Connection", "close"),
+            *headers.items(),
+        ]
+        request = h11.Request(
+            method="GET", target=target or "/", headers=request_headers
+        )
         writer.write(conn.send(request) + conn.send(h11.EndOfMessage()))
         return await _read_response(conn, reader)
     finally:
@@ -172,10 +176,13 @@ async def _probe(target: ProbeTarget, started: float) -> ProbeResult:
         details = await _jupyter_details(target, headers, json.loads(raw))
     elif health is Health.READY and target.ide_kind == "code-server":
         body = json.loads(raw)
-        details = {"last_activity": _parse_time(body.get("lastHeartbeat")),
-                   "busy": body.get("status") == "alive"}
-    return ProbeResult(target, health, time.perf_counter() - started,
-                       status_code=status, **details)
+        details = {
+            "last_activity": _parse_time(body.get("lastHeartbeat")),
+            "busy": body.get("status") == "alive",
+        }
+    return ProbeResult(
+        target, health, time.perf_counter() - started, status_code=status, **details
+    )
 
 
 async def probe_target(target: ProbeTarget, timeout: float) -> ProbeResult:
@@ -186,14 +193,26 @@ async def probe_target(target: ProbeTarget, timeout: float) -> ProbeResult:
         async with asyncio.timeout(timeout):
             return await _probe(target, started)
     except TimeoutError:
-        return ProbeResult(target, Health.UNREACHABLE, time.perf_counter() - started,
-                           message=f"no answer within {timeout:g} s")
+        return ProbeResult(
+            target,
+            Health.UNREACHABLE,
+            time.perf_counter() - started,
+            message=f"no answer within {timeout:g} s",
+        )
     except (OSError, h11.ProtocolError) as exc:
-        return ProbeResult(target, Health.UNREACHABLE, time.perf_counter() - started,
-                           message=f"{type(exc).__name__}: {exc}")
+        return ProbeResult(
+            target,
+            Health.UNREACHABLE,
+            time.perf_counter() - started,
+            message=f"{type(exc).__name__}: {exc}",
+        )
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
-        return ProbeResult(target, Health.ERROR, time.perf_counter() - started,
-                           message=f"unexpected answer: {exc}")
+        return ProbeResult(
+            target,
+            Health.ERROR,
+            time.perf_counter() - started,
+            message=f"unexpected answer: {exc}",
+        )
 
 
 async def probe_many(

@@ -3,8 +3,8 @@
 Every function takes the reading user and returns nothing to a non-staff
 user, so the page, its partials and the websocket consumer share one rule.
 The list page costs a constant number of queries whatever the fleet size:
-one aggregate for the summary, one keyset-paged select for the rows (limit+1,
-no COUNT for paging) and one for the resource class usage.
+two aggregates for the summary, one keyset-paged select for the rows
+(limit+1, no COUNT for paging) and two for the resource class usage.
 """
 
 import json
@@ -13,6 +13,7 @@ from datetime import datetime
 
 from django.db.models import Count, Q, QuerySet
 from django.http import QueryDict
+from django.urls import reverse
 from django.utils import timezone
 
 from resource_classes.models import ResourceClass
@@ -134,14 +135,21 @@ def console_page(*, user, data: QueryDict) -> ConsolePage:
 
 
 def console_summary(queryset: QuerySet[Worker], *, now: datetime) -> Summary:
-    """Total, active, failed and stale workers in ``queryset``: one query."""
-    counts = queryset.order_by().aggregate(
+    """Total, active, failed and stale workers in ``queryset``.
+
+    Two aggregates, neither a per-row query: status counts, which PostgreSQL
+    answers from the status index alone, and the stale count, which reads
+    only the few starting/busy rows past their threshold. Folding the stale
+    filter into the first query forced a heap scan of every row (66 ms vs
+    33 ms for both at 100k workers).
+    """
+    queryset = queryset.order_by()
+    counts = queryset.aggregate(
         total=Count("id"),
         active=Count("id", filter=Q(status__in=sorted(states.ACTIVE_STATUSES))),
         failed=Count("id", filter=Q(status=states.FAILED)),
-        stale=Count("id", filter=stale_q(now)),
     )
-    return Summary(**counts)
+    return Summary(**counts, stale=queryset.filter(stale_q(now)).count())
 
 
 def _keyset_page(
@@ -165,8 +173,12 @@ def _keyset_page(
 
 
 def _flag(rows: list[Worker], now: datetime) -> list[Worker]:
-    """Per-row flags the template cannot compute (it has no "now" argument)."""
+    """Per-row values the template cannot compute cheaply: flags that need
+    "now", and the row's URL prefix (one reverse() per page, not six per row).
+    """
+    base = reverse("workers:console")
     for worker in rows:
+        worker.console_path = f"{base}{worker.id}/"
         worker.stale = worker.is_stale(now)
         worker.action_overdue = bool(
             worker.next_action_at and worker.next_action_at <= now
@@ -175,13 +187,27 @@ def _flag(rows: list[Worker], now: datetime) -> list[Worker]:
 
 
 def resource_class_usage() -> list[ResourceClass]:
-    """Every resource class with ``active_workers``: one grouped query."""
-    active = Q(workers__status__in=sorted(states.ACTIVE_STATUSES))
-    return list(
-        ResourceClass.objects.annotate(active_workers=Count("workers", filter=active))
-        .only("id", "display_name", "enabled", "is_default")
-        .order_by("-is_default", "display_name")
+    """Every resource class with ``active_workers``.
+
+    Two small queries: active workers grouped by class (a scan of the
+    active-status index), then the classes. One joined query made
+    PostgreSQL join every worker row before filtering (5x slower at 100k).
+    """
+    active = (
+        Worker.objects.filter(status__in=sorted(states.ACTIVE_STATUSES))
+        .order_by()
+        .values_list("resource_class_id")
+        .annotate(n=Count("id"))
     )
+    counts = dict(active)
+    classes = list(
+        ResourceClass.objects.only(
+            "id", "display_name", "enabled", "is_default"
+        ).order_by("-is_default", "display_name")
+    )
+    for rc in classes:
+        rc.active_workers = counts.get(rc.pk, 0)
+    return classes
 
 
 def worker_row(*, user, worker_id) -> Worker | None:

@@ -37,6 +37,7 @@ def console(request: HttpRequest) -> HttpResponse:
         "page": page,
         "classes": resource_class_usage(),
         "refresh_seconds": settings.NOTEBOOK_WORKERS_REFRESH_SECONDS,
+        "next_path": request.get_full_path(),
     }
     status = 200 if page.is_valid else 400
     return render(request, _console_template(request), context, status=status)

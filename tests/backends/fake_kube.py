@@ -11,6 +11,7 @@ API unreachable. ``requests`` records every call, so tests can count them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import socket
@@ -25,9 +26,14 @@ PATH = re.compile(
     r"^/(?:api/v1|apis/(?P<group>[a-z0-9.]+)/v1)/namespaces/(?P<ns>[^/]+)/"
     r"(?P<plural>[a-z]+)(?:/(?P<name>[^/]+))?(?P<log>/log)?$"
 )
-KINDS = {"pods": "Pod", "services": "Service", "secrets": "Secret",
-         "persistentvolumeclaims": "PersistentVolumeClaim", "events": "Event",
-         "resourceclaims": "ResourceClaim"}
+KINDS = {
+    "pods": "Pod",
+    "services": "Service",
+    "secrets": "Secret",
+    "persistentvolumeclaims": "PersistentVolumeClaim",
+    "events": "Event",
+    "resourceclaims": "ResourceClaim",
+}
 
 
 def _matches(obj: dict, label_selector: str, field_selector: str) -> bool:
@@ -63,7 +69,9 @@ class FakeKubeAPI:
         handler = type("Handler", (_Handler,), {"api": self})
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
         self.server.daemon_threads = True
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        threading.Thread(
+            target=self.server.serve_forever, args=(0.05,), daemon=True
+        ).start()
         return self
 
     @property
@@ -78,10 +86,8 @@ class FakeKubeAPI:
             self.server.server_close()
             self.server = None
         for conn in self.connections:
-            try:
+            with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         self.connections.clear()
 
     # --- test controls ------------------------------------------------------
@@ -100,14 +106,21 @@ class FakeKubeAPI:
         with self.lock:
             self.objects[("pods", namespace, name)]["status"] = status
 
-    def add_event(self, pod: str, reason: str, message: str,
-                  namespace: str = "notebooks") -> None:
+    def add_event(
+        self, pod: str, reason: str, message: str, namespace: str = "notebooks"
+    ) -> None:
         name = f"{pod}.{uuid.uuid4().hex[:8]}"
         stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        self.put("events", {"metadata": {"name": name, "namespace": namespace},
-                            "involvedObject": {"kind": "Pod", "name": pod},
-                            "reason": reason, "message": message,
-                            "lastTimestamp": stamp})
+        self.put(
+            "events",
+            {
+                "metadata": {"name": name, "namespace": namespace},
+                "involvedObject": {"kind": "Pod", "name": pod},
+                "reason": reason,
+                "message": message,
+                "lastTimestamp": stamp,
+            },
+        )
 
     def count(self, method: str, plural: str) -> int:
         return sum(1 for m, p in self.requests if m == method and f"/{plural}" in p)
@@ -123,7 +136,11 @@ class FakeKubeAPI:
         if failure:
             return failure
         if match["log"]:
-            return 200, self.logs.get(name, "")
+            if ("pods", ns, name) not in self.objects:
+                return 404, _status(404, "NotFound", name)
+            lines = self.logs.get(name, "").splitlines(keepends=True)
+            tail = int(query.get("tailLines", len(lines)))
+            return 200, "".join(lines[-tail:] if tail else [])
         with self.lock:
             return self._dispatch(method, plural, ns, name, query, body)
 
@@ -142,11 +159,16 @@ class FakeKubeAPI:
             obj = self.objects.get(key)
             return (200, obj) if obj else (404, _status(404, "NotFound", name))
         if method == "GET":
-            items = [o for (p, n, _), o in self.objects.items() if p == plural and n == ns
-                     and _matches(o, query.get("labelSelector", ""),
-                                  query.get("fieldSelector", ""))]
-            return 200, {"kind": f"{KINDS[plural]}List", "items": items,
-                         "metadata": {}}
+            items = [
+                o
+                for (p, n, _), o in self.objects.items()
+                if p == plural
+                and n == ns
+                and _matches(
+                    o, query.get("labelSelector", ""), query.get("fieldSelector", "")
+                )
+            ]
+            return 200, {"kind": f"{KINDS[plural]}List", "items": items, "metadata": {}}
         if method == "DELETE":
             obj = self.objects.pop(key, None)
             return (200, obj) if obj else (404, _status(404, "NotFound", name))
@@ -156,10 +178,14 @@ class FakeKubeAPI:
         meta = body.setdefault("metadata", {})
         key = (plural, ns, meta["name"])
         if key in self.objects:
-            return 409, _status(409, "AlreadyExists",
-                                f'{plural} "{meta["name"]}" already exists')
-        meta.update(namespace=ns, uid=str(uuid.uuid4()),
-                    creationTimestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ"))
+            return 409, _status(
+                409, "AlreadyExists", f'{plural} "{meta["name"]}" already exists'
+            )
+        meta.update(
+            namespace=ns,
+            uid=str(uuid.uuid4()),
+            creationTimestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
         if plural == "pods":
             body["status"] = {"phase": "Pending"}
         self.objects[key] = body
@@ -167,8 +193,14 @@ class FakeKubeAPI:
 
 
 def _status(code: int, reason: str, message: str) -> dict:
-    return {"kind": "Status", "apiVersion": "v1", "status": "Failure",
-            "message": message, "reason": reason, "code": code}
+    return {
+        "kind": "Status",
+        "apiVersion": "v1",
+        "status": "Failure",
+        "message": message,
+        "reason": reason,
+        "code": code,
+    }
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -191,11 +223,16 @@ class _Handler(BaseHTTPRequestHandler):
         if self.api.delay:
             time.sleep(self.api.delay)
         status, payload = self.api.handle(method, parts.path, query, body)
-        data = payload.encode() if isinstance(payload, str) else json.dumps(
-            payload).encode()
+        data = (
+            payload.encode()
+            if isinstance(payload, str)
+            else json.dumps(payload).encode()
+        )
         self.send_response(status)
-        self.send_header("Content-Type", "text/plain" if isinstance(payload, str)
-                         else "application/json")
+        self.send_header(
+            "Content-Type",
+            "text/plain" if isinstance(payload, str) else "application/json",
+        )
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)

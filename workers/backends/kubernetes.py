@@ -81,22 +81,41 @@ class KubernetesBackend(RuntimeBackend):
         ns = self.namespace
         core, resource = self.core, self.resource
         if spec.resources.workspace_storage_bytes:
-            self._create(core.create_namespaced_persistent_volume_claim,
-                         core.read_namespaced_persistent_volume_claim,
-                         manifests.workspace_pvc_manifest(spec, namespace=ns),
-                         spec, shared=True)
-        self._create(core.create_namespaced_secret, core.read_namespaced_secret,
-                     manifests.secret_manifest(spec, namespace=ns), spec)
+            self._create(
+                core.create_namespaced_persistent_volume_claim,
+                core.read_namespaced_persistent_volume_claim,
+                manifests.workspace_pvc_manifest(spec, namespace=ns),
+                spec,
+                shared=True,
+            )
+        self._create(
+            core.create_namespaced_secret,
+            core.read_namespaced_secret,
+            manifests.secret_manifest(spec, namespace=ns),
+            spec,
+        )
         if spec.resources.gpu_count:
             claim = manifests.resource_claim_manifest(
-                spec, namespace=ns, device_class=self.device_class)
-            self._create(resource.create_namespaced_resource_claim,
-                         resource.read_namespaced_resource_claim, claim, spec)
-        self._create(core.create_namespaced_pod, core.read_namespaced_pod,
-                     manifests.pod_manifest(spec, namespace=ns, launcher=self.launcher),
-                     spec)
-        self._create(core.create_namespaced_service, core.read_namespaced_service,
-                     manifests.service_manifest(spec, namespace=ns), spec)
+                spec, namespace=ns, device_class=self.device_class
+            )
+            self._create(
+                resource.create_namespaced_resource_claim,
+                resource.read_namespaced_resource_claim,
+                claim,
+                spec,
+            )
+        self._create(
+            core.create_namespaced_pod,
+            core.read_namespaced_pod,
+            manifests.pod_manifest(spec, namespace=ns, launcher=self.launcher),
+            spec,
+        )
+        self._create(
+            core.create_namespaced_service,
+            core.read_namespaced_service,
+            manifests.service_manifest(spec, namespace=ns),
+            spec,
+        )
         return self._ref(spec.worker_id, spec.port)
 
     def observe(self, ref: RuntimeRef) -> Observation:
@@ -123,27 +142,43 @@ class KubernetesBackend(RuntimeBackend):
         self._delete(self.core.delete_namespaced_pod, ref.name, ns)
         self._delete(self.core.delete_namespaced_service, ref.name, ns)
         self._delete(self.core.delete_namespaced_secret, ref.name, ns)
-        self._delete(self.resource.delete_namespaced_resource_claim,
-                     naming.claim_name(ref.worker_id), ns)
+        self._delete(
+            self.resource.delete_namespaced_resource_claim,
+            naming.claim_name(ref.worker_id),
+            ns,
+        )
 
     def list_managed(self) -> list[RuntimeRef]:
         """One pod LIST by the managed-by label selector."""
-        body = self._guarded(self.core.list_namespaced_pod, self.namespace,
-                             label_selector=naming.MANAGED_SELECTOR)
+        body = self._guarded(
+            self.core.list_namespaced_pod,
+            self.namespace,
+            label_selector=naming.MANAGED_SELECTOR,
+        )
         refs = []
         for pod in body.get("items", []):
             meta = pod["metadata"]
             worker_id = meta.get("labels", {}).get(naming.WORKER_ID_KEY, "")
-            refs.append(RuntimeRef(self.name, worker_id, meta["name"],
-                                   meta.get("namespace", self.namespace),
-                                   extra={"port": _container_port(pod)}))
+            refs.append(
+                RuntimeRef(
+                    self.name,
+                    worker_id,
+                    meta["name"],
+                    meta.get("namespace", self.namespace),
+                    extra={"port": _container_port(pod)},
+                )
+            )
         return refs
 
     def logs(self, ref: RuntimeRef, tail: int = 100) -> str:
         try:
             response = self.core.read_namespaced_pod_log(
-                ref.name, ref.namespace, tail_lines=tail, _preload_content=False,
-                _request_timeout=self.timeout)
+                ref.name,
+                ref.namespace,
+                tail_lines=tail,
+                _preload_content=False,
+                _request_timeout=self.timeout,
+            )
             return response.data.decode(errors="replace")
         except ApiException as exc:
             if exc.status in (400, 404):  # gone, or container not started yet
@@ -155,12 +190,18 @@ class KubernetesBackend(RuntimeBackend):
     # --- helpers --------------------------------------------------------------
 
     def _ref(self, worker_id: str, port: int) -> RuntimeRef:
-        return RuntimeRef(self.name, worker_id, naming.runtime_name(worker_id),
-                          self.namespace, extra={"port": port})
+        return RuntimeRef(
+            self.name,
+            worker_id,
+            naming.runtime_name(worker_id),
+            self.namespace,
+            extra={"port": port},
+        )
 
     def _call(self, method: Callable, *args: Any, **kwargs: Any) -> dict:
-        response = method(*args, _preload_content=False,
-                           _request_timeout=self.timeout, **kwargs)
+        response = method(
+            *args, _preload_content=False, _request_timeout=self.timeout, **kwargs
+        )
         return json.loads(response.data or b"{}")
 
     def _guarded(self, method: Callable, *args: Any, **kwargs: Any) -> dict:
@@ -172,8 +213,14 @@ class KubernetesBackend(RuntimeBackend):
         except TRANSPORT_ERRORS as exc:
             raise _unreachable(exc) from exc
 
-    def _create(self, create: Callable, read: Callable, body: dict,
-                spec: LaunchSpec, shared: bool = False) -> None:
+    def _create(
+        self,
+        create: Callable,
+        read: Callable,
+        body: dict,
+        spec: LaunchSpec,
+        shared: bool = False,
+    ) -> None:
         """POST ``body``; on 409 adopt the existing object if it is this
         worker's (or, ``shared``, this workspace's), else CONFLICT."""
         try:
@@ -185,18 +232,23 @@ class KubernetesBackend(RuntimeBackend):
         except TRANSPORT_ERRORS as exc:
             raise _unreachable(exc) from exc
 
-    def _adopt(self, read: Callable, body: dict, spec: LaunchSpec,
-               shared: bool) -> None:
+    def _adopt(
+        self, read: Callable, body: dict, spec: LaunchSpec, shared: bool
+    ) -> None:
         existing = self._guarded(read, body["metadata"]["name"], self.namespace)
         labels = existing.get("metadata", {}).get("labels") or {}
-        key, value = ((naming.WORKSPACE_ID_KEY, spec.workspace_id) if shared
-                      else (naming.WORKER_ID_KEY, spec.worker_id))
+        key, value = (
+            (naming.WORKSPACE_ID_KEY, spec.workspace_id)
+            if shared
+            else (naming.WORKER_ID_KEY, spec.worker_id)
+        )
         managed = labels.get(naming.MANAGED_BY_KEY) == naming.MANAGED_BY_VALUE
         if not managed or labels.get(key) != naming.label_value(value):
             raise BackendError(
                 ErrorCode.CONFLICT,
                 f"{body['kind']} {body['metadata']['name']} exists and is not "
-                f"this worker's; delete it or pick another worker id")
+                f"this worker's; delete it or pick another worker id",
+            )
 
     def _delete(self, method: Callable, name: str, namespace: str) -> None:
         try:
@@ -209,8 +261,9 @@ class KubernetesBackend(RuntimeBackend):
 
     def _events(self, ref: RuntimeRef) -> list[dict]:
         selector = f"involvedObject.name={ref.name}"
-        body = self._call(self.core.list_namespaced_event, ref.namespace,
-                          field_selector=selector)
+        body = self._call(
+            self.core.list_namespaced_event, ref.namespace, field_selector=selector
+        )
         return body.get("items", [])
 
     def _endpoint(self, ref: RuntimeRef, pod: dict, port: int) -> str:
@@ -222,8 +275,11 @@ class KubernetesBackend(RuntimeBackend):
 
 
 def _unreachable(exc: Exception) -> BackendError:
-    return BackendError(ErrorCode.GATEWAY_UNREACHABLE,
-                        f"Kubernetes API unreachable: {exc}", retryable=True)
+    return BackendError(
+        ErrorCode.GATEWAY_UNREACHABLE,
+        f"Kubernetes API unreachable: {exc}",
+        retryable=True,
+    )
 
 
 def _container_port(pod: dict) -> int:

@@ -29,18 +29,23 @@ def error_from_api(exc: ApiException) -> BackendError:
     lowered = message.lower()
     if exc.status == 403 and "exceeded quota" in lowered:
         return BackendError(ErrorCode.QUOTA_EXCEEDED, message)
-    if "deviceclass" in lowered and ("not found" in lowered or "does not exist" in lowered):
+    if "deviceclass" in lowered and (
+        "not found" in lowered or "does not exist" in lowered
+    ):
         return BackendError(ErrorCode.DEVICE_CLASS_UNAVAILABLE, message)
     if exc.status in (400, 422):
         return BackendError(ErrorCode.INVALID_SPEC, message)
     if exc.status == 409:
         return BackendError(ErrorCode.CONFLICT, message)
     if exc.status == 429 or (exc.status or 0) >= 500:
-        return BackendError(ErrorCode.GATEWAY_UNREACHABLE,
-                            f"Kubernetes API answered {exc.status}: {message}",
-                            retryable=True)
-    return BackendError(ErrorCode.INTERNAL, f"Kubernetes API answered {exc.status}: "
-                        f"{message}")
+        return BackendError(
+            ErrorCode.GATEWAY_UNREACHABLE,
+            f"Kubernetes API answered {exc.status}: {message}",
+            retryable=True,
+        )
+    return BackendError(
+        ErrorCode.INTERNAL, f"Kubernetes API answered {exc.status}: {message}"
+    )
 
 
 def _status_message(exc: ApiException) -> str:
@@ -52,18 +57,28 @@ def _status_message(exc: ApiException) -> str:
 
 def event_lines(events: list[dict[str, Any]]) -> tuple[str, ...]:
     """The last events, oldest first, as "Reason: message" start progress."""
+
     def when(event: dict) -> str:
-        return (event.get("lastTimestamp") or event.get("eventTime")
-                or event.get("metadata", {}).get("creationTimestamp") or "")
+        return (
+            event.get("lastTimestamp")
+            or event.get("eventTime")
+            or event.get("metadata", {}).get("creationTimestamp")
+            or ""
+        )
 
     ordered = sorted(events, key=when)[-MAX_EVENTS:]
     return tuple(f"{e.get('reason', '')}: {e.get('message', '')}" for e in ordered)
 
 
 def _scheduling_error(pod: dict, events: list[dict]) -> tuple[ErrorCode, str] | None:
-    texts = [c.get("message", "") for c in pod.get("status", {}).get("conditions", [])
-             if c.get("reason") == "Unschedulable"]
-    texts += [e.get("message", "") for e in events if e.get("reason") == "FailedScheduling"]
+    texts = [
+        c.get("message", "")
+        for c in pod.get("status", {}).get("conditions", [])
+        if c.get("reason") == "Unschedulable"
+    ]
+    texts += [
+        e.get("message", "") for e in events if e.get("reason") == "FailedScheduling"
+    ]
     for text in texts:
         lowered = text.lower()
         if "deviceclass" in lowered or "device class" in lowered:
@@ -100,12 +115,20 @@ def observation_from_pod(pod: dict, events: list[dict], endpoint: str) -> Observ
         return Observation(Phase(phase.lower()), "", f"{reason}: {message}", lines)
     reason, message = _waiting(pod)
     if reason in FATAL_WAITING:
-        return Observation(Phase.FAILED, "", f"{reason}: {message}", lines,
-                           error_code=FATAL_WAITING[reason])
+        return Observation(
+            Phase.FAILED,
+            "",
+            f"{reason}: {message}",
+            lines,
+            error_code=FATAL_WAITING[reason],
+        )
     blocked = _scheduling_error(pod, events)
     if blocked:
         code, text = blocked
-        phase_now = Phase.FAILED if code is ErrorCode.DEVICE_CLASS_UNAVAILABLE else (
-            Phase.PENDING)
+        phase_now = (
+            Phase.FAILED
+            if code is ErrorCode.DEVICE_CLASS_UNAVAILABLE
+            else (Phase.PENDING)
+        )
         return Observation(phase_now, "", text, lines, error_code=code)
     return Observation(Phase.PENDING, "", lines[-1] if lines else "pod pending", lines)

@@ -40,7 +40,7 @@ from .local_process import (
     spawn,
     stop_group,
 )
-from .naming import runtime_name
+from .naming import runtime_labels, runtime_name
 from .spec import ide_command, invalid, runtime_environment, validate_spec
 
 DEFAULT_LAUNCHER = (sys.executable, "-m", "jupyterlab")
@@ -103,14 +103,20 @@ class LocalBackend(RuntimeBackend):
         if self._process(record) is None:
             tail = self._tail(record, 5).strip().splitlines()
             detail = tail[-1] if tail else "no output"
-            return Observation(Phase.FAILED, message=f"process exited: {detail}",
-                               events=events)
+            return Observation(
+                Phase.FAILED, message=f"process exited: {detail}", events=events
+            )
         endpoint = self._endpoint(record)
         if port_open(self.host, record["port"]):
-            return Observation(Phase.RUNNING, endpoint=endpoint, events=events,
-                               message="listening")
-        return Observation(Phase.PENDING, endpoint=endpoint, events=events,
-                           message="process started; waiting for its port")
+            return Observation(
+                Phase.RUNNING, endpoint=endpoint, events=events, message="listening"
+            )
+        return Observation(
+            Phase.PENDING,
+            endpoint=endpoint,
+            events=events,
+            message="process started; waiting for its port",
+        )
 
     def terminate(self, ref: RuntimeRef) -> None:
         """TERM the process group, KILL after the grace period, drop the
@@ -133,9 +139,11 @@ class LocalBackend(RuntimeBackend):
             paths = sorted(self.state_dir.glob("*.json"))
             records = [json.loads(p.read_text()) for p in paths]
         except (OSError, ValueError) as exc:
-            raise BackendError(ErrorCode.GATEWAY_UNREACHABLE,
-                               f"cannot read {self.state_dir}: {exc}",
-                               retryable=True) from exc
+            raise BackendError(
+                ErrorCode.GATEWAY_UNREACHABLE,
+                f"cannot read {self.state_dir}: {exc}",
+                retryable=True,
+            ) from exc
         return [self._ref(r) for r in records]
 
     def logs(self, ref: RuntimeRef, tail: int = 100) -> str:
@@ -150,8 +158,14 @@ class LocalBackend(RuntimeBackend):
         if spec.ide_kind == "code-server" and not shutil.which("code-server"):
             raise invalid("code-server is not installed on this host")
         workdir = self.workspaces_dir / spec.workspace_id
-        return ide_command(spec, launcher=self.launcher, ip=self.host, port=port,
-                           root_dir=str(workdir), as_root=os.geteuid() == 0)
+        return ide_command(
+            spec,
+            launcher=self.launcher,
+            ip=self.host,
+            port=port,
+            root_dir=str(workdir),
+            as_root=os.geteuid() == 0,
+        )
 
     def _start(self, spec: LaunchSpec, command: list[str], port: int) -> dict:
         workdir = self.workspaces_dir / spec.workspace_id
@@ -160,15 +174,25 @@ class LocalBackend(RuntimeBackend):
         runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         env = self._environment(spec, port, workdir, runtime_dir)
         log_path = runtime_dir / "output.log"
-        popen = spawn(command, cwd=workdir, env=env, log_path=log_path,
-                      memory_bytes=spec.resources.memory_limit_bytes)
+        popen = spawn(
+            command,
+            cwd=workdir,
+            env=env,
+            log_path=log_path,
+            memory_bytes=spec.resources.memory_limit_bytes,
+        )
         create_time = process_create_time(popen.pid)
         started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         return {
-            "worker_id": spec.worker_id, "workspace_id": spec.workspace_id,
-            "pid": popen.pid, "create_time": create_time, "port": port,
-            "base_url": spec.base_url, "ide_kind": spec.ide_kind,
-            "labels": spec.labels, "log": str(log_path),
+            "worker_id": spec.worker_id,
+            "workspace_id": spec.workspace_id,
+            "pid": popen.pid,
+            "create_time": create_time,
+            "port": port,
+            "base_url": spec.base_url,
+            "ide_kind": spec.ide_kind,
+            "labels": runtime_labels(spec),
+            "log": str(log_path),
             "events": [f"{started} started pid {popen.pid} on port {port}"],
         }
 
@@ -203,11 +227,15 @@ class LocalBackend(RuntimeBackend):
 
     def _ref(self, record: dict[str, Any]) -> RuntimeRef:
         return RuntimeRef(
-            backend=self.name, worker_id=record["worker_id"],
+            backend=self.name,
+            worker_id=record["worker_id"],
             name=runtime_name(record["worker_id"]),
-            extra={"pid": record["pid"], "port": record["port"],
-                   "create_time": record["create_time"],
-                   "labels": record.get("labels", {})},
+            extra={
+                "pid": record["pid"],
+                "port": record["port"],
+                "create_time": record["create_time"],
+                "labels": record.get("labels", {}),
+            },
         )
 
     def _endpoint(self, record: dict[str, Any]) -> str:

@@ -4,6 +4,7 @@ process group. No knowledge of specs or records here."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import resource
 import signal
@@ -40,7 +41,11 @@ def _rlimits(memory_bytes: int) -> Callable[[], None]:
 
 
 def spawn(
-    command: Sequence[str], *, cwd: Path, env: dict[str, str], log_path: Path,
+    command: Sequence[str],
+    *,
+    cwd: Path,
+    env: dict[str, str],
+    log_path: Path,
     memory_bytes: int,
 ) -> subprocess.Popen:
     """Start ``command`` as the leader of a new session (so its process group
@@ -54,7 +59,7 @@ def spawn(
             stdout=log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            preexec_fn=_rlimits(memory_bytes),  # noqa: PLW1509
+            preexec_fn=_rlimits(memory_bytes),  # only setrlimit: fork-safe
         )
 
 
@@ -92,12 +97,8 @@ def stop_group(proc: psutil.Process, grace_seconds: float) -> None:
 
 
 def _signal_all(pgid: int, procs: list[psutil.Process], sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pgid, sig)
-    except ProcessLookupError:
-        pass
     for proc in procs:
-        try:
+        with contextlib.suppress(psutil.NoSuchProcess):
             proc.send_signal(sig)
-        except psutil.NoSuchProcess:
-            pass

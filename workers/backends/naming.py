@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .base import LaunchSpec
 
 LABEL_PREFIX = "notebook-fleet.io"
 MANAGED_BY_KEY = f"{LABEL_PREFIX}/managed-by"
@@ -70,11 +74,16 @@ def priority_class_name(queue_name: str) -> str:
 
 
 def label_value(text: str) -> str:
-    """``text`` as a valid label value (63 chars, alphanumerics, ``-_.``)."""
-    if _LABEL_VALUE.match(text) and len(text) <= 63:
+    """``text`` as a valid label value (at most 63 chars of alphanumerics and
+    ``-_.``, alphanumeric at both ends). Unsupported characters become ``-``
+    (readable: "RTX 5090" → "RTX-5090"); overlong text keeps a hash suffix."""
+    if len(text) <= 63 and _LABEL_VALUE.match(text):
         return text
-    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-_.")
-    return dns_label(cleaned, prefix="") if cleaned else "x"
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]+", "-", text).strip("-_.") or "x"
+    if len(cleaned) <= 63:
+        return cleaned
+    digest = hashlib.sha256(text.encode()).hexdigest()[:8]
+    return f"{cleaned[:54].rstrip('-_.')}-{digest}"
 
 
 def platform_labels(
@@ -88,4 +97,40 @@ def platform_labels(
         WORKSPACE_ID_KEY: label_value(workspace_id),
         OWNER_KEY: label_value(owner),
         IDE_KIND_KEY: label_value(ide_kind),
+    }
+
+
+def runtime_labels(spec: LaunchSpec) -> dict[str, str]:
+    """Every label a worker's runtime carries: the spec's own labels first
+    (platform keys dropped, so they can never override a platform label),
+    then platform, queue and, for GPU workers, the DRA labels quota
+    accounting reads."""
+    labels = {
+        label_value(k): label_value(v)
+        for k, v in spec.labels.items()
+        if not k.startswith(LABEL_PREFIX)
+    }
+    labels |= platform_labels(
+        worker_id=spec.worker_id,
+        workspace_id=spec.workspace_id,
+        owner=spec.owner,
+        ide_kind=spec.ide_kind,
+    )
+    labels |= {
+        QUEUE_KEY: label_value(spec.queue_name),
+        QUEUE_PRIORITY_KEY: str(spec.queue_priority),
+        PREEMPTIBLE_KEY: "true" if spec.preemptible else "false",
+    }
+    return labels | gpu_labels(spec)
+
+
+def gpu_labels(spec: LaunchSpec) -> dict[str, str]:
+    r = spec.resources
+    if not r.gpu_count:
+        return {}
+    return {
+        DRA_KEY: "true",
+        GPU_COUNT_KEY: str(r.gpu_count),
+        GPU_MODEL_KEY: label_value(r.gpu_model or "any"),
+        GPU_SM_KEY: str(r.gpu_sm_percentage),
     }

@@ -16,16 +16,18 @@ from .base import BackendError, ErrorCode, LaunchSpec
 from .naming import is_dns_label
 
 IDE_KINDS = ("jupyterlab", "code-server", "custom")
-# registry[:port]/path[:tag][@digest], lowercase repository as Docker requires.
+# [registry[:port]/]path[:tag][@digest]; a registry has a dot or is localhost,
+# and the repository path is lowercase, as Docker requires.
 _IMAGE = re.compile(
-    r"^(?:[a-zA-Z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._/-][a-z0-9]+)*"
+    r"^(?:(?:localhost|[a-zA-Z0-9-]+(?:\.[a-zA-Z0-9-]+)+)(?::[0-9]+)?/)?"
+    r"[a-z0-9]+(?:(?:[._]|__|-+|/)[a-z0-9]+)*"
     r"(?::[\w][\w.-]{0,127})?(?:@sha256:[a-f0-9]{64})?$"
 )
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _BASE_URL = re.compile(r"^/w/[A-Za-z0-9_-]+/$")
 # Set by the backend; a spec's environment must not override them.
 RESERVED_ENV_PREFIXES = ("NOTEBOOK_FLEET_", "JUPYTER_")
-RESERVED_MOUNT_PATHS = ("/proc", "/sys", "/dev", "/tmp", "/etc")
+RESERVED_MOUNT_PATHS = ("/proc", "/sys", "/dev", "/tmp", "/etc")  # noqa: S108
 WORKSPACE_PATH = "/home/jovyan"
 
 
@@ -112,6 +114,17 @@ def runtime_environment(spec: LaunchSpec, *, port: int) -> dict[str, str]:
         "JUPYTER_TOKEN": spec.access_token,
         "PASSWORD": spec.access_token,  # code-server's password auth
         "USER": spec.owner,
+    }
+
+
+def container_environment(spec: LaunchSpec, *, port: int) -> dict[str, str]:
+    """``runtime_environment`` plus what a container needs. A root shell
+    has no CAP_DAC_OVERRIDE, so it cannot write into files that belong to
+    UID 1000: its HOME is /root, and Jupyter's runtime files go to /tmp."""
+    return {
+        **runtime_environment(spec, port=port),
+        "HOME": "/root" if spec.root_shell else WORKSPACE_PATH,
+        "JUPYTER_RUNTIME_DIR": "/tmp/jupyter-runtime",  # noqa: S108
     }
 
 

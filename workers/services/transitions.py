@@ -38,7 +38,7 @@ def _automatic_fields(to: str, now) -> dict[str, Any]:
     values: dict[str, Any] = {"status": to, "status_changed_at": now}
     if to in states.TERMINAL_STATUSES:
         values.update(stopped_at=now, next_action="", next_action_at=None)
-    if to in (states.READY, states.BUSY, states.STOPPING):
+    if to in (states.READY, states.BUSY, states.STOPPING, states.STOPPED):
         values.update(error_code="", error_detail="")
     return values
 

@@ -4,7 +4,11 @@ Additive: each run adds N workers (and their events) to what is there, so a
 benchmark can grow one fleet through 1k, 10k and 100k. Rows are made with
 ``bulk_create`` in batches; the owners, projects and workspaces they point at
 are made once (fixed names) and reused. Most workers are history (stopped),
-a few failed, about a tenth active, spread over the last 90 days.
+a few failed, and only workers of the last week still active.
+
+Rows are inserted oldest first, batch by batch, as a real fleet's rows
+arrive; ``--order random`` scatters them instead (active rows spread over
+the whole table: the worst case for the heap reads behind the summary).
 """
 
 import random
@@ -23,13 +27,21 @@ from workers import states
 from workers.models import Worker, WorkerEvent
 from workspaces.models import Project, SchedulingQueue, Workspace
 
-STATUS_WEIGHTS = {
-    states.STOPPED: 80,
-    states.FAILED: 8,
-    states.READY: 6,
-    states.BUSY: 2.5,
-    states.STARTING: 2,
-    states.STOPPING: 1.5,
+HISTORY_DAYS = 90
+RECENT_DAYS = 7  # workers younger than this may still be running
+RECENT_WEIGHTS = {
+    states.STOPPED: 40,
+    states.FAILED: 5,
+    states.READY: 30,
+    states.BUSY: 12,
+    states.STARTING: 8,
+    states.STOPPING: 5,
+}
+HISTORY_WEIGHTS = {
+    states.STOPPED: 90,
+    states.FAILED: 9.5,
+    states.STARTING: 0.2,  # stuck: these are the stale ones
+    states.BUSY: 0.3,
 }
 BACKEND_WEIGHTS = {"kubernetes": 55, "docker": 30, "external": 10, "local": 5}
 ERRORS = [
@@ -62,14 +74,22 @@ class Command(BaseCommand):
         parser.add_argument("--users", type=int, default=300)
         parser.add_argument("--projects", type=int, default=60)
         parser.add_argument("--seed", type=int, default=None)
+        parser.add_argument("--order", choices=["time", "random"], default="time")
 
     def handle(self, *args, **opts) -> None:
         rng = random.Random(opts["seed"])
         fleet = self._fleet(opts["users"], opts["projects"], rng)
-        made = 0
-        while made < opts["workers"]:
-            size = min(opts["batch"], opts["workers"] - made)
-            self._batch(size, fleet, rng)
+        made, total = 0, opts["workers"]
+        span = HISTORY_DAYS * 86400
+        while made < total:
+            size = min(opts["batch"], total - made)
+            window = (
+                span * (total - made - size) / total,
+                span * (total - made) / total,
+            )
+            if opts["order"] == "random":
+                window = (0, span)
+            self._batch(size, fleet, rng, window)
             made += size
             self.stdout.write(f"  {made}/{opts['workers']} workers")
         self.stdout.write(self.style.SUCCESS(f"Added {made} workers."))
@@ -95,9 +115,11 @@ class Command(BaseCommand):
         return Fleet(users, projects, workspaces, classes)
 
     @transaction.atomic
-    def _batch(self, size: int, fleet: Fleet, rng: random.Random) -> None:
+    def _batch(self, size: int, fleet: Fleet, rng: random.Random, window) -> None:
         now = timezone.now()
-        workers = [_worker(fleet, rng, now) for _ in range(size)]
+        workers = [_worker(fleet, rng, now, window) for _ in range(size)]
+        if window != (0, HISTORY_DAYS * 86400):
+            workers.sort(key=lambda w: w.created_at)
         Worker.objects.bulk_create(workers, batch_size=2000)
         events = [e for w in workers for e in _events(w)]
         WorkerEvent.objects.bulk_create(events, batch_size=5000)
@@ -132,15 +154,18 @@ def _pick(rng: random.Random, weights: dict) -> str:
     return rng.choices(list(weights), weights=list(weights.values()))[0]
 
 
-def _worker(fleet: Fleet, rng: random.Random, now) -> Worker:
-    status = _pick(rng, STATUS_WEIGHTS)
+def _worker(fleet: Fleet, rng: random.Random, now, window) -> Worker:
+    """One worker ``window`` = (min, max) seconds old; its status fits its age."""
+    age = rng.uniform(max(window[0], 20), window[1])
+    recent = age < RECENT_DAYS * 86400
+    status = _pick(rng, RECENT_WEIGHTS if recent else HISTORY_WEIGHTS)
+    if recent and status == states.STARTING and rng.random() < 0.9:
+        age = rng.uniform(20, 600)  # most starts finish within minutes
     backend = _pick(rng, BACKEND_WEIGHTS)
     ws = None if backend == "external" else rng.choice(fleet.workspaces)
-    created = now - timedelta(seconds=rng.uniform(60, 90 * 86400))
-    if status in states.ACTIVE_STATUSES:  # active ones are recent
-        created = now - timedelta(seconds=rng.uniform(30, 3 * 86400))
+    created = now - timedelta(seconds=age)
     rc = ws.resource_class if ws else rng.choice(fleet.classes)
-    changed = created + timedelta(seconds=rng.uniform(5, 3600))
+    changed = created + timedelta(seconds=rng.uniform(5, 600))
     worker = Worker(
         id=uuid.uuid4(),
         workspace=ws,
@@ -168,6 +193,8 @@ def _worker(fleet: Fleet, rng: random.Random, now) -> Worker:
         worker.error_code, worker.error_detail = rng.choice(ERRORS)
     if status in (states.STOPPED, states.FAILED):
         worker.stopped_at = worker.status_changed_at
+    elif recent and status in (states.READY, states.BUSY):
+        worker.last_activity_at = now - timedelta(seconds=rng.uniform(0, 1800))
     return worker
 
 

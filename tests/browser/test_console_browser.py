@@ -1,0 +1,196 @@
+"""Admin → Notebook Workers in a real browser: filters, expand, refresh, and
+a live status change arriving over the websocket without a reload.
+
+pytest-django's live_server does not serve websockets, so the real ASGI app
+runs under uvicorn in a subprocess against the test database, with the Redis
+channel layer shared with this process (which publishes the change).
+"""
+
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from tests.factories import WorkerFactory, WorkspaceFactory
+from workers.services import worker_transition
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.needs_postgres,
+    pytest.mark.needs_redis,
+    pytest.mark.django_db(transaction=True),
+]
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = Path(__file__).parent / "artifacts"
+CHROMIUM = "/usr/bin/chromium"
+PASSWORD = "pw-for-tests-1"  # tests.factories.UserFactory
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def database_url() -> str:
+    db = connection.settings_dict
+    auth = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{auth}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+@pytest.fixture
+def asgi_server():
+    """uvicorn serving config.asgi on a free port, DEBUG for static files."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url(), "DEBUG": "1"}
+    env.update(LOG_LEVEL="WARNING", CONN_MAX_AGE="0")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "config.asgi:application",
+         "--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"],
+        cwd=ROOT, env=env,
+    )  # fmt: skip
+    try:
+        _wait_for(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(10)
+
+
+def _wait_for(port: int) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError("uvicorn did not start")
+
+
+@pytest.fixture
+def browser_page():
+    if not Path(CHROMIUM).exists():
+        pytest.skip("needs Debian chromium at /usr/bin/chromium")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        page = browser.new_page(viewport={"width": 1500, "height": 950})
+        yield page
+        browser.close()
+
+
+def in_thread(call) -> None:
+    """ORM writes off Playwright's greenlet loop (Django refuses them there)."""
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:  # noqa: BLE001 - re-raised below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join()
+    if errors:
+        raise errors[0]
+
+
+@pytest.fixture
+def fleet(personas, default_class):
+    alice, bob = personas.alice, personas.bob
+    return {
+        "a_ready": WorkerFactory(
+            workspace=WorkspaceFactory(owner=alice, project__personal_owner=alice),
+            status="ready",
+            backend="docker",
+        ),
+        "a_busy": WorkerFactory(
+            workspace=WorkspaceFactory(owner=alice, project__personal_owner=alice),
+            status="busy",
+        ),
+        "b_ready": WorkerFactory(
+            workspace=WorkspaceFactory(owner=bob, project__personal_owner=bob),
+            status="ready",
+            backend="kubernetes",
+        ),
+        "b_failed": WorkerFactory(status="failed", error_code="timeout"),
+    }
+
+
+def rows(page) -> set[str]:
+    ids = page.locator("tr.worker-row").evaluate_all("els => els.map(e => e.id)")
+    return {i.removeprefix("worker-") for i in ids}
+
+
+def test_the_console_filters_expands_refreshes_and_updates_live(
+    asgi_server, browser_page, fleet, personas
+):
+    page, w = browser_page, {k: str(v.id) for k, v in fleet.items()}
+    page.goto(f"{asgi_server}/login/?next=/admin/notebook-workers/")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("main button[type=submit], main input[type=submit]")
+    page.wait_for_selector("#live.is-open", timeout=10_000)
+    assert rows(page) == {w["a_ready"], w["a_busy"], w["b_ready"]}
+
+    page.check("input[name=status][value=ready]")  # applies on change
+    page.wait_for_url(re.compile(r"status=ready"))
+    page.wait_for_function("document.querySelectorAll('tr.worker-row').length == 2")
+    assert rows(page) == {w["a_ready"], w["b_ready"]}
+
+    page.fill("input[name=user]", str(personas.alice.id))
+    page.click("#filters button[type=submit]")
+    page.wait_for_url(re.compile(rf"user={personas.alice.id}"))
+    page.wait_for_function("document.querySelectorAll('tr.worker-row').length == 1")
+    assert rows(page) == {w["a_ready"]}
+
+    page.click(f"#worker-{w['a_ready']} a.expand")
+    detail = page.locator(f"#worker-{w['a_ready']}-detail[data-open]")
+    detail.wait_for()
+    assert "Timeline" in detail.inner_text()
+
+    before = page.get_attribute("#last-refreshed", "datetime")
+    page.evaluate("window.__sameDocument = true")
+    page.click("#refresh")
+    page.wait_for_function(
+        f"document.querySelector('#last-refreshed').getAttribute('datetime') != '{before}'"
+    )
+
+    in_thread(
+        lambda: worker_transition(
+            worker_id=fleet["a_ready"].id,
+            expected="ready",
+            to="failed",
+            actor_type="system",
+            reason="browser test",
+            fields={"error_code": "timeout"},
+        )
+    )
+    page.wait_for_selector(
+        f"#worker-{w['a_ready']} .badge.status-failed", timeout=5_000
+    )
+    assert page.evaluate("window.__sameDocument") is True  # no reload happened
+    _screenshots(page)
+
+
+def _screenshots(page) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    shot = ARTIFACTS / "console.png"
+    page.screenshot(path=str(shot), full_page=True)
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("UPDATE_DOCS_SCREENSHOT"):
+        shutil.copy(shot, ROOT / "docs" / "screenshot-notebook-workers.png")

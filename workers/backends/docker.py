@@ -1,0 +1,279 @@
+"""Docker backend: one container per worker, through the ``docker`` SDK.
+
+The container never runs privileged, drops every capability, adds none,
+cannot gain privileges, and gets no host path from a LaunchSpec: the only
+bind mounts are ``extra_binds`` from trusted operator configuration (tests
+use them to lend the host's Python to a minimal image). A root shell is UID
+0 and nothing more. The workspace home is the named volume
+``nbf-ws-<workspace-id>``; it outlives every container.
+
+``network="host"`` (operator config, single-host setups and tests) shares
+the host's network: the backend then picks a free loopback port per worker.
+Any other network (or the default bridge) is reached at the container's IP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import docker
+import requests
+from docker import errors as docker_errors
+from docker.models.containers import Container
+
+from . import naming
+from .base import (
+    BackendError,
+    ErrorCode,
+    LaunchSpec,
+    Observation,
+    Phase,
+    RuntimeBackend,
+    RuntimeRef,
+)
+from .docker_options import PORT_LABEL, container_options
+from .local_process import free_port, port_open
+from .spec import validate_spec
+
+TRANSPORT_ERRORS = (requests.exceptions.RequestException, docker_errors.DockerException)
+
+
+class DockerBackend(RuntimeBackend):
+    name = "docker"
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        network: str = "",
+        launcher: tuple[str, ...] = ("jupyter", "lab"),
+        extra_binds: Sequence[str] = (),
+        timeout: float = 30.0,
+        grace_seconds: int = 10,
+    ):
+        self.base_url = base_url
+        self.network = network
+        self.launcher = launcher
+        self.extra_binds = tuple(extra_binds)
+        self.timeout = timeout
+        self.grace_seconds = grace_seconds
+        self._client: docker.DockerClient | None = None
+
+    # --- contract -----------------------------------------------------------
+
+    def launch(self, spec: LaunchSpec) -> RuntimeRef:
+        """Create and start the container, or adopt this worker's existing
+        one (a stopped one is replaced). CONFLICT when the name belongs to
+        another worker; IMAGE_PULL_FAILED when the image is neither present
+        nor pullable; DEVICE_CLASS_UNAVAILABLE when the engine has no GPU
+        driver (the unstartable container is removed again)."""
+        validate_spec(spec)
+        client = self._connected()
+        existing = self._adoptable(client, spec)
+        if existing is not None:
+            return self._ref(existing)
+        port = free_port("127.0.0.1") if self.network == "host" else spec.port
+        options = container_options(
+            spec,
+            port=port,
+            network=self.network,
+            launcher=self.launcher,
+            extra_binds=self.extra_binds,
+        )
+        container = self._create(client, spec, options)
+        self._start(container)
+        return self._ref(container)
+
+    def observe(self, ref: RuntimeRef) -> Observation:
+        """created → PENDING; running → RUNNING once the port accepts
+        connections; exited 0 → SUCCEEDED, else FAILED (OOM named);
+        missing → NOT_FOUND; engine unreachable → UNKNOWN."""
+        try:
+            container = self._connected().containers.get(ref.name)
+        except docker_errors.NotFound:
+            return Observation(Phase.NOT_FOUND, message="no such container")
+        except (BackendError, *TRANSPORT_ERRORS) as exc:
+            return Observation(Phase.UNKNOWN, message=f"Docker engine: {exc}")
+        return self._observation(container)
+
+    def terminate(self, ref: RuntimeRef) -> None:
+        """Stop (TERM, KILL after the grace period) and remove the container;
+        named volumes stay. Already gone is success."""
+        try:
+            container = self._connected().containers.get(ref.name)
+            container.stop(timeout=self.grace_seconds)
+            container.remove(v=False, force=True)
+        except docker_errors.NotFound:
+            return
+        except TRANSPORT_ERRORS as exc:
+            raise _unreachable(exc) from exc
+
+    def list_managed(self) -> list[RuntimeRef]:
+        """One ``GET /containers/json?all=1&filters=label=managed-by`` call
+        (sparse: no per-container inspect)."""
+        try:
+            containers = self._connected().containers.list(
+                all=True, sparse=True, filters={"label": naming.MANAGED_SELECTOR}
+            )
+        except TRANSPORT_ERRORS as exc:
+            raise _unreachable(exc) from exc
+        return [self._ref(c) for c in containers]
+
+    def logs(self, ref: RuntimeRef, tail: int = 100) -> str:
+        try:
+            container = self._connected().containers.get(ref.name)
+            return container.logs(tail=tail).decode(errors="replace")
+        except docker_errors.NotFound:
+            return ""
+        except TRANSPORT_ERRORS as exc:
+            raise _unreachable(exc) from exc
+
+    # --- helpers --------------------------------------------------------------
+
+    def _connected(self) -> docker.DockerClient:
+        """The SDK client, made on first use (version negotiation needs the
+        engine); GATEWAY_UNREACHABLE (retryable) while the engine is down."""
+        if self._client is None:
+            try:
+                self._client = docker.DockerClient(
+                    base_url=self.base_url, version="auto", timeout=self.timeout
+                )
+            except TRANSPORT_ERRORS as exc:
+                raise _unreachable(exc) from exc
+        return self._client
+
+    def _adoptable(self, client: docker.DockerClient, spec: LaunchSpec):
+        name = naming.runtime_name(spec.worker_id)
+        try:
+            container = client.containers.get(name)
+        except docker_errors.NotFound:
+            return None
+        except TRANSPORT_ERRORS as exc:
+            raise _unreachable(exc) from exc
+        _check_ours(container, spec)
+        if container.status in ("created", "running", "restarting"):
+            return container
+        container.remove(v=False, force=True)  # stopped: start afresh
+        return None
+
+    def _create(
+        self, client: docker.DockerClient, spec: LaunchSpec, options: dict[str, Any]
+    ) -> Container:
+        try:
+            return client.containers.create(**options)
+        except docker_errors.ImageNotFound:
+            self._pull(client, spec.image)
+            return client.containers.create(**options)
+        except docker_errors.APIError as exc:
+            if exc.status_code != 409:
+                raise _api_error(exc) from exc
+            container = client.containers.get(options["name"])
+            _check_ours(container, spec)
+            return container
+        except TRANSPORT_ERRORS as exc:
+            raise _unreachable(exc) from exc
+
+    def _pull(self, client: docker.DockerClient, image: str) -> None:
+        try:
+            client.images.pull(image)
+        except TRANSPORT_ERRORS as exc:
+            raise BackendError(
+                ErrorCode.IMAGE_PULL_FAILED,
+                f"image {image} is not on the engine and could not be pulled: {exc}",
+            ) from exc
+
+    def _start(self, container: Container) -> None:
+        try:
+            container.start()
+        except docker_errors.APIError as exc:
+            container.remove(v=False, force=True)
+            raise _api_error(exc) from exc
+
+    def _ref(self, container: Container) -> RuntimeRef:
+        labels = _labels(container)
+        return RuntimeRef(
+            self.name,
+            labels.get(naming.WORKER_ID_KEY, ""),
+            _name(container),
+            extra={"id": container.id, "port": int(labels.get(PORT_LABEL, "0") or 0)},
+        )
+
+    def _observation(self, container: Container) -> Observation:
+        state = container.attrs.get("State", {})
+        status = state.get("Status", "")
+        if status in ("created", "restarting"):
+            return Observation(Phase.PENDING, message=f"container {status}")
+        if status in ("exited", "dead"):
+            code = state.get("ExitCode", -1)
+            why = " (out of memory)" if state.get("OOMKilled") else ""
+            phase = Phase.SUCCEEDED if code == 0 and not why else Phase.FAILED
+            return Observation(phase, message=f"container exited with code {code}{why}")
+        host, port = self._address(container)
+        endpoint = f"http://{host}:{port}{_base_url(container)}" if host else ""
+        if host and port_open(host, port):
+            return Observation(Phase.RUNNING, endpoint, "listening")
+        return Observation(
+            Phase.PENDING, endpoint, "container started; waiting for port"
+        )
+
+    def _address(self, container: Container) -> tuple[str, int]:
+        port = int(_labels(container).get(PORT_LABEL, "0") or 0)
+        if self.network == "host":
+            return "127.0.0.1", port
+        networks = container.attrs.get("NetworkSettings", {}).get("Networks", {})
+        for name, network in networks.items():
+            if not self.network or name == self.network:
+                return network.get("IPAddress", ""), port
+        return "", port
+
+
+def _check_ours(container: Container, spec: LaunchSpec) -> None:
+    if _labels(container).get(naming.WORKER_ID_KEY) != naming.label_value(
+        spec.worker_id
+    ):
+        raise BackendError(
+            ErrorCode.CONFLICT,
+            f"container {container.name} exists and "
+            "is not this worker's; remove it or pick another worker id",
+        )
+
+
+def _labels(container: Container) -> dict[str, str]:
+    """Labels of a full or a sparse (list) container object."""
+    attrs = container.attrs
+    return attrs.get("Labels") or (attrs.get("Config") or {}).get("Labels") or {}
+
+
+def _name(container: Container) -> str:
+    names = container.attrs.get("Names") or [container.attrs.get("Name", "")]
+    return names[0].lstrip("/")
+
+
+def _base_url(container: Container) -> str:
+    for item in container.attrs.get("Config", {}).get("Env", []) or []:
+        if item.startswith("NOTEBOOK_FLEET_BASE_URL="):
+            return item.split("=", 1)[1]
+    return "/"
+
+
+def _api_error(exc: docker_errors.APIError) -> BackendError:
+    text = str(exc.explanation or exc)
+    if "could not select device driver" in text:
+        return BackendError(
+            ErrorCode.DEVICE_CLASS_UNAVAILABLE,
+            f"the Docker engine has no GPU driver: {text}",
+        )
+    if exc.status_code in (400, 422):
+        return BackendError(ErrorCode.INVALID_SPEC, text)
+    retryable = (exc.status_code or 500) >= 500
+    code = ErrorCode.GATEWAY_UNREACHABLE if retryable else ErrorCode.INTERNAL
+    return BackendError(code, f"Docker engine: {text}", retryable=retryable)
+
+
+def _unreachable(exc: Exception) -> BackendError:
+    return BackendError(
+        ErrorCode.GATEWAY_UNREACHABLE,
+        f"Docker engine unreachable: {exc}",
+        retryable=True,
+    )

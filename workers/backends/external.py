@@ -1,0 +1,142 @@
+"""External backend: runtimes started elsewhere (HTCondor, another site)
+behind a *runtime gateway* speaking ``docs/runtime-gateway.openapi.yaml``.
+
+The gateway owns idempotency by worker id (a second create returns the
+existing runtime). This client maps transport trouble to retryable
+``BackendError``s, and ``observe`` to UNKNOWN, never FAILED.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from .base import (
+    BackendError,
+    ErrorCode,
+    LaunchSpec,
+    Observation,
+    Phase,
+    RuntimeBackend,
+    RuntimeRef,
+)
+from .naming import MANAGED_SELECTOR
+from .spec import validate_spec
+
+
+class ExternalBackend(RuntimeBackend):
+    """A client of one gateway at ``base_url`` with bearer ``token``."""
+
+    name = "external"
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
+    ):
+        self.base_url = base_url.rstrip("/")
+        self.client = httpx.Client(
+            base_url=self.base_url,
+            timeout=timeout,
+            transport=transport,
+            headers={"Authorization": f"Bearer {token}"},
+        )
+
+    def launch(self, spec: LaunchSpec) -> RuntimeRef:
+        """POST /v1/runtimes. Raises the gateway's error code (CONFLICT,
+        INVALID_SPEC, QUOTA_EXCEEDED...) or GATEWAY_UNREACHABLE / TIMEOUT."""
+        validate_spec(spec)
+        body = self._request("POST", "/v1/runtimes", json=spec.to_json()).json()
+        return self._ref(body)
+
+    def observe(self, ref: RuntimeRef) -> Observation:
+        """GET /v1/runtimes/{worker_id}; 404 is NOT_FOUND, an unreachable or
+        failing gateway is UNKNOWN."""
+        try:
+            response = self._request(
+                "GET", f"/v1/runtimes/{ref.worker_id}", allow=(404,)
+            )
+        except BackendError as exc:
+            return Observation(Phase.UNKNOWN, message=exc.message)
+        if response.status_code == 404:
+            return Observation(Phase.NOT_FOUND, message="gateway has no such runtime")
+        body = response.json()
+        return Observation(
+            Phase(body["phase"]),
+            body.get("endpoint", ""),
+            body.get("message", ""),
+            tuple(body.get("events", ())),
+            body.get("error_code", ""),
+        )
+
+    def terminate(self, ref: RuntimeRef) -> None:
+        """DELETE /v1/runtimes/{worker_id}; 404 is success."""
+        self._request("DELETE", f"/v1/runtimes/{ref.worker_id}", allow=(404,))
+
+    def list_managed(self) -> list[RuntimeRef]:
+        """One GET /v1/runtimes?label_selector=managed-by."""
+        response = self._request(
+            "GET", "/v1/runtimes", params={"label_selector": MANAGED_SELECTOR}
+        )
+        return [self._ref(item) for item in response.json()["items"]]
+
+    def logs(self, ref: RuntimeRef, tail: int = 100) -> str:
+        response = self._request(
+            "GET",
+            f"/v1/runtimes/{ref.worker_id}/logs",
+            params={"tail": tail},
+            allow=(404,),
+        )
+        return "" if response.status_code == 404 else response.text
+
+    def _ref(self, body: dict[str, Any]) -> RuntimeRef:
+        return RuntimeRef(
+            self.name,
+            body["worker_id"],
+            body.get("name", ""),
+            extra=body.get("extra", {}),
+        )
+
+    def _request(
+        self, method: str, path: str, *, allow: tuple[int, ...] = (), **kwargs: Any
+    ) -> httpx.Response:
+        """Send; statuses in ``allow`` and 2xx return, others raise the
+        gateway's BackendError."""
+        try:
+            response = self.client.request(method, path, **kwargs)
+        except httpx.TimeoutException as exc:
+            raise BackendError(
+                ErrorCode.TIMEOUT,
+                f"gateway {self.base_url} did not answer in time: {exc}",
+                retryable=True,
+            ) from exc
+        except httpx.TransportError as exc:
+            raise BackendError(
+                ErrorCode.GATEWAY_UNREACHABLE,
+                f"gateway {self.base_url} unreachable: {exc}",
+                retryable=True,
+            ) from exc
+        if response.is_success or response.status_code in allow:
+            return response
+        raise _gateway_error(response)
+
+
+def _gateway_error(response: httpx.Response) -> BackendError:
+    try:
+        body = response.json()
+        code = ErrorCode(body["code"])
+        return BackendError(
+            code, body.get("message", ""), retryable=bool(body.get("retryable"))
+        )
+    except (ValueError, KeyError, TypeError):
+        retryable = response.status_code >= 500
+        code = ErrorCode.GATEWAY_UNREACHABLE if retryable else ErrorCode.INTERNAL
+        return BackendError(
+            code,
+            f"gateway answered {response.status_code}: {response.text[:200]}",
+            retryable=retryable,
+        )

@@ -1,0 +1,104 @@
+"""``get_backend(name)``: backends built from Django settings, cached.
+
+The only Django-aware module of the package. Settings are read when a
+backend is first built, not at import. Tests replace an instance with
+``override(name, backend)``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import Callable, Iterator
+
+from django.conf import settings
+
+from .base import BackendError, ErrorCode, RuntimeBackend
+
+_instances: dict[str, RuntimeBackend] = {}
+_lock = threading.Lock()
+
+
+def _local() -> RuntimeBackend:
+    from .local import LocalBackend
+
+    return LocalBackend(settings.NOTEBOOK_RUNTIME_WORKSPACES_DIR)
+
+
+def _docker() -> RuntimeBackend:
+    from .docker import DockerBackend
+
+    url = settings.NOTEBOOK_RUNTIME_DOCKER_URL or "unix:///var/run/docker.sock"
+    return DockerBackend(
+        url,
+        network=settings.NOTEBOOK_RUNTIME_DOCKER_NETWORK,
+        extra_binds=getattr(settings, "NOTEBOOK_RUNTIME_DOCKER_EXTRA_BINDS", ()),
+    )
+
+
+def _kubernetes() -> RuntimeBackend:
+    from .kubernetes import KubernetesBackend
+
+    return KubernetesBackend.from_config(
+        namespace=settings.NOTEBOOK_RUNTIME_KUBE_NAMESPACE
+    )
+
+
+def _external() -> RuntimeBackend:
+    from .external import ExternalBackend
+
+    if not settings.NOTEBOOK_RUNTIME_GATEWAY_URL:
+        raise BackendError(
+            ErrorCode.INTERNAL,
+            "the external backend needs "
+            "NOTEBOOK_RUNTIME_GATEWAY_URL and _TOKEN in settings",
+        )
+    return ExternalBackend(
+        settings.NOTEBOOK_RUNTIME_GATEWAY_URL, settings.NOTEBOOK_RUNTIME_GATEWAY_TOKEN
+    )
+
+
+FACTORIES: dict[str, Callable[[], RuntimeBackend]] = {
+    "local": _local,
+    "docker": _docker,
+    "kubernetes": _kubernetes,
+    "external": _external,
+}
+
+
+def get_backend(name: str = "") -> RuntimeBackend:
+    """The backend called ``name`` (default: settings'), built once per
+    process. Raises ``BackendError(INTERNAL)`` for an unknown name."""
+    name = name or settings.NOTEBOOK_RUNTIME_DEFAULT_BACKEND
+    with _lock:
+        if name not in _instances:
+            if name not in FACTORIES:
+                raise BackendError(
+                    ErrorCode.INTERNAL,
+                    f"no runtime backend {name!r}; "
+                    f"known: {', '.join(sorted(FACTORIES))}",
+                )
+            _instances[name] = FACTORIES[name]()
+        return _instances[name]
+
+
+@contextlib.contextmanager
+def override(name: str, backend: RuntimeBackend) -> Iterator[RuntimeBackend]:
+    """Serve ``backend`` for ``name`` inside the block, then restore."""
+    with _lock:
+        previous = _instances.get(name)
+        _instances[name] = backend
+    try:
+        yield backend
+    finally:
+        with _lock:
+            if previous is None:
+                _instances.pop(name, None)
+            else:
+                _instances[name] = previous
+
+
+def reset() -> None:
+    """Forget built backends (settings changed, tests)."""
+    with _lock:
+        _instances.clear()
