@@ -189,6 +189,8 @@ async def probe_target(target: ProbeTarget, timeout: float) -> ProbeResult:
     """Probe one target; never raises. ``timeout`` bounds the whole exchange
     (connect, answer, the optional kernels call)."""
     started = time.perf_counter()
+    if not urlsplit(target.endpoint).hostname:
+        return ProbeResult(target, Health.UNREACHABLE, 0.0, message="no endpoint yet")
     try:
         async with asyncio.timeout(timeout):
             return await _probe(target, started)

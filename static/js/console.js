@@ -17,6 +17,13 @@
     { code: "[45]..", swap: false, error: true },
   ];
 
+  // Shareable URLs: leave empty filter fields out of the query string.
+  document.addEventListener("htmx:configRequest", (event) => {
+    const data = event.detail.formData;
+    if (event.detail.elt.id !== "filters" || !data) return;
+    for (const [key, value] of [...data.entries()]) if (value === "") data.delete(key);
+  });
+
   const collapse = (id) => {
     const row = document.getElementById(`worker-${id}-detail`);
     if (row) row.outerHTML = `<tr id="worker-${id}-detail" class="worker-detail" hidden></tr>`;

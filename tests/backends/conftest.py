@@ -156,6 +156,10 @@ def docker_harness() -> Iterator[Harness]:
     )
     for ref in backend.list_managed():
         backend.terminate(ref)
+    client = docker.DockerClient(base_url=url)
+    for volume in client.volumes.list():  # workspace volumes outlive containers
+        if volume.name.startswith(("nbf-ws-ws", "nbf-test-")):
+            volume.remove()
 
 
 # --- kubernetes ----------------------------------------------------------------
@@ -173,10 +177,9 @@ def kube_backend(api: FakeKubeAPI, **options):
 
     from workers.backends.kubernetes import KubernetesBackend
 
-    api_client = k8s.ApiClient(k8s.Configuration(host=api.url))
     options.setdefault("endpoint_mode", "pod-ip")
     options.setdefault("request_timeout", 1.0)
-    return KubernetesBackend(api_client, **options)
+    return KubernetesBackend(k8s.Configuration(host=api.url), **options)
 
 
 @pytest.fixture(scope="module")
@@ -311,9 +314,7 @@ def kubernetes_real_harness() -> Iterator[Harness]:
     @contextlib.contextmanager
     def closed_port() -> Iterator[KubernetesBackend]:
         config = k8s.Configuration(host=f"http://127.0.0.1:{_free_port()}")
-        yield KubernetesBackend(
-            k8s.ApiClient(config), namespace=namespace, request_timeout=1.0
-        )
+        yield KubernetesBackend(config, namespace=namespace, request_timeout=1.0)
 
     backend = build()
     yield Harness("kubernetes-real", backend, build, closed_port)

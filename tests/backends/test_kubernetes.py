@@ -238,3 +238,14 @@ def test_it_deletes_everything_but_the_workspace_volume(api, backend):
         ("persistentvolumeclaims", naming.workspace_volume_name(spec.workspace_id))
     }
     assert backend.logs(ref) == ""
+
+
+def test_a_slow_api_is_unknown_after_one_timeout_not_retried(api, backend):
+    ref = backend.launch(make_spec())
+    api.delay = 1.5  # the backend's timeout is 1 s
+    before = api.count("GET", "pods")
+    try:
+        assert backend.observe(ref).phase == Phase.UNKNOWN
+    finally:
+        api.delay = 0
+    assert api.count("GET", "pods") == before + 1

@@ -42,6 +42,7 @@ BREAKAGES = [
     "sticky",
     "sticky",
 ]
+FAULT = st.one_of(st.none(), st.sampled_from(BREAKAGES))
 
 
 class Lifecycle(RuleBasedStateMachine):
@@ -71,14 +72,24 @@ class Lifecycle(RuleBasedStateMachine):
         for index in (0, 2):
             self.launch(index=index, run=run)
 
+    def _break(self, fault) -> None:
+        """Inject a backend fault before the step: a call raises (an error, a
+        retryable error, a timeout), observe answers UNKNOWN, runtimes never
+        get ready or survive terminate. Faults last until ``settle``."""
+        if isinstance(fault, tuple):
+            self.fleet.backend.fail(*fault)
+        elif fault:
+            self.fleet.backend.set_flag(fault, True)
+
     def _then(self, run: bool) -> None:
         if run:
             with committed():
                 self.fleet.tasks.run_all()
 
-    @rule(index=st.integers(0, 2), run=st.booleans())
-    def launch(self, index, run):
+    @rule(index=st.integers(0, 2), run=st.booleans(), fault=FAULT)
+    def launch(self, index, run, fault=None):
         """Start a workspace; with ``run`` its task is delivered at once."""
+        self._break(fault)
         workspace = self._workspace(index)
         if workspace is None:
             return
@@ -89,23 +100,28 @@ class Lifecycle(RuleBasedStateMachine):
             pass
         self._then(run)
 
-    @rule(index=st.integers(0, 2), run=st.booleans())
-    def stop(self, index, run):
+    @rule(index=st.integers(0, 2), run=st.booleans(), fault=FAULT)
+    def stop(self, index, run, fault):
+        self._break(fault)
         if workspace := self._workspace(index):
             with committed():
                 workspace_stop(workspace=workspace, actor=workspace.owner)
         self._then(run)
 
-    @rule(index=st.integers(0, 2), run=st.booleans())
-    def delete(self, index, run):
+    @rule(index=st.integers(0, 2), run=st.booleans(), fault=FAULT)
+    def delete(self, index, run, fault):
+        self._break(fault)
         if workspace := self._workspace(index):
             with committed():
                 workspace_delete(workspace=workspace, actor=workspace.owner)
         self._then(run)
 
-    @rule(fate=st.sampled_from(["run", "run", "run", "lost", "redelivered"]))
-    def deliver_one_task(self, fate):
+    @rule(
+        fate=st.sampled_from(["run", "run", "run", "lost", "redelivered"]), fault=FAULT
+    )
+    def deliver_one_task(self, fate, fault):
         """Run the oldest pending task, or lose it, or run it twice."""
+        self._break(fault)
         sent = self.fleet.tasks.take()
         if not sent:
             return
@@ -117,28 +133,14 @@ class Lifecycle(RuleBasedStateMachine):
             with committed():
                 run_task(*first)
 
-    @rule(mode=st.sampled_from(BREAKAGES))
-    def backend_breaks(self, mode):
-        """A call raises (an error, a retryable error, a timeout), observe
-        answers UNKNOWN, runtimes never get ready or survive terminate."""
-        if isinstance(mode, tuple):
-            self.fleet.backend.fail(*mode)
-        else:
-            self.fleet.backend.set_flag(mode, True)
-
-    @rule()
-    def heal(self):
-        self.fleet.backend.heal()
-
-    @rule(index=st.integers(0, 50))
-    def runtime_lost(self, index):
+    @rule(index=st.integers(0, 50), lost=st.booleans())
+    def runtime_changes(self, index, lost):
+        """A runtime vanishes behind our back, or its kernels turn busy/idle."""
         if worker := self._worker(index):
-            self.fleet.backend.lose(worker.id)
-
-    @rule(index=st.integers(0, 50))
-    def kernels_busy(self, index):
-        if worker := self._worker(index):
-            self.fleet.probe.busy ^= {str(worker.id)}
+            if lost:
+                self.fleet.backend.lose(worker.id)
+            else:
+                self.fleet.probe.busy ^= {str(worker.id)}
 
     @rule(minutes=st.sampled_from([1, 11, 61]))
     def time_passes_and_reapers_run(self, minutes):

@@ -141,3 +141,7 @@ def test_it_builds_a_target_from_a_worker_row():
     )
     target = target_for_worker(worker)
     assert (target.ide_kind, target.health_path, target.key) == ("custom", "/ok", "w1")
+
+
+def test_a_worker_without_an_endpoint_is_unreachable():
+    assert probe_one(ProbeTarget("")).health == Health.UNREACHABLE

@@ -9,6 +9,7 @@ and an API that does not answer makes ``observe`` say UNKNOWN, never FAILED.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Callable
 from typing import Any
@@ -42,7 +43,7 @@ class KubernetesBackend(RuntimeBackend):
 
     def __init__(
         self,
-        api_client: k8s.ApiClient,
+        configuration: k8s.Configuration,
         *,
         namespace: str = "notebooks",
         endpoint_mode: str = "service",
@@ -50,7 +51,9 @@ class KubernetesBackend(RuntimeBackend):
         launcher: tuple[str, ...] = manifests.JUPYTER_LAUNCHER,
         request_timeout: float = 5.0,
     ):
-        api_client.configuration.retries = False  # retry policy lives in tasks
+        configuration = copy.copy(configuration)
+        configuration.retries = False  # read when the client is made; tasks retry
+        api_client = k8s.ApiClient(configuration)
         self.core = k8s.CoreV1Api(api_client)
         self.resource = k8s.ResourceV1Api(api_client)
         self.namespace = namespace
@@ -64,19 +67,23 @@ class KubernetesBackend(RuntimeBackend):
         """In-cluster config when running in a pod, else ``kubeconfig``."""
         from kubernetes import config
 
+        configuration = k8s.Configuration()
         try:
-            config.load_incluster_config()
-            api_client = k8s.ApiClient()
+            config.load_incluster_config(client_configuration=configuration)
         except config.ConfigException:
-            api_client = config.new_client_from_config(config_file=kubeconfig or None)
-        return cls(api_client, **options)
+            config.load_kube_config(
+                config_file=kubeconfig or None, client_configuration=configuration
+            )
+        return cls(configuration, **options)
 
     # --- contract -----------------------------------------------------------
 
     def launch(self, spec: LaunchSpec) -> RuntimeRef:
         """Create (or adopt) PVC, Secret, ResourceClaim, Pod and Service, in
         that order. Each 409 is adopted when the object carries this worker's
-        label, else CONFLICT. 403 "exceeded quota" raises QUOTA_EXCEEDED."""
+        label, else CONFLICT. 403 "exceeded quota" raises QUOTA_EXCEEDED. A
+        launch that fails halfway leaves the objects made so far; the
+        orchestrator's terminate after a failed start removes them."""
         validate_spec(spec)
         ns = self.namespace
         core, resource = self.core, self.resource

@@ -77,15 +77,14 @@ class LocalBackend(RuntimeBackend):
         Raises INVALID_SPEC for kinds this host cannot run and CONFLICT when
         another worker's live runtime uses the same workspace directory."""
         validate_spec(spec)
-        command = self._command(spec, port=0)  # checks the IDE kind early
+        self._check_supported(spec)
         with self._locked(spec.worker_id):
             record = self._read(spec.worker_id)
             if record and self._process(record):
                 return self._ref(record)
             self._check_workspace_free(spec)
             port = free_port(self.host)
-            command = self._command(spec, port=port)
-            record = self._start(spec, command, port)
+            record = self._start(spec, self._command(spec, port=port), port)
             self._write(record)
             return self._ref(record)
 
@@ -152,11 +151,13 @@ class LocalBackend(RuntimeBackend):
 
     # --- helpers --------------------------------------------------------------
 
-    def _command(self, spec: LaunchSpec, *, port: int) -> list[str]:
+    def _check_supported(self, spec: LaunchSpec) -> None:
         if spec.ide_kind == "custom":
             raise invalid("the local backend runs no images; use docker or kubernetes")
         if spec.ide_kind == "code-server" and not shutil.which("code-server"):
             raise invalid("code-server is not installed on this host")
+
+    def _command(self, spec: LaunchSpec, *, port: int) -> list[str]:
         workdir = self.workspaces_dir / spec.workspace_id
         return ide_command(
             spec,
