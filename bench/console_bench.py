@@ -58,13 +58,17 @@ def staff_client() -> Client:
     return client
 
 
-def grow_to(size: int) -> None:
+def grow_to(size: int, order: str) -> None:
     have = Worker.objects.count()
     if have > size:
-        sys.exit(f"The database has {have} workers, more than {size}: use an empty one.")
+        sys.exit(
+            f"The database has {have} workers, more than {size}: use an empty one."
+        )
     if have < size:
         print(f"seeding {size - have} workers (have {have}) ...", flush=True)
-        call_command("seed_load", workers=size - have, seed=size, verbosity=0)
+        call_command(
+            "seed_load", workers=size - have, seed=size, order=order, verbosity=0
+        )
     with connection.cursor() as cursor:  # what autovacuum does in production
         cursor.execute("VACUUM ANALYZE")
 
@@ -86,12 +90,19 @@ def measure(client: Client, url: str, headers: dict) -> tuple[float, float, int]
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10000, 100000])
-    sizes = parser.parse_args().sizes
+    parser.add_argument(
+        "--order",
+        choices=["time", "random"],
+        default="time",
+        help="seed_load's row order: time (as rows arrive) or random (worst case)",
+    )
+    args = parser.parse_args()
+    sizes = args.sizes
     if connection.vendor != "postgresql":
         sys.exit("Run against PostgreSQL: set DATABASE_URL=postgres://...")
     results: dict[tuple[str, int], tuple[float, float, int]] = {}
     for size in sizes:
-        grow_to(size)
+        grow_to(size, args.order)
         client = staff_client()
         for name, (url, headers) in CASES.items():
             if name == "older docker":

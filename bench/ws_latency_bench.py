@@ -13,6 +13,8 @@ committed to the arrival of the row carrying the new status.
 
 import argparse
 import asyncio
+import contextlib
+import gc
 import os
 import socket
 import statistics
@@ -40,6 +42,7 @@ from django.contrib.sessions.backends.db import SessionStore  # noqa: E402
 
 from accounts.models import User  # noqa: E402
 from tests.factories import WorkerFactory  # noqa: E402
+from workers.models import Worker  # noqa: E402
 from workers.services import worker_transition  # noqa: E402
 
 
@@ -59,6 +62,12 @@ def staff_session() -> str:
     session[HASH_SESSION_KEY] = user.get_session_auth_hash()
     session.create()
     return session.session_key
+
+
+def bench_worker():
+    """A seeded ready worker (seed_load made the fleet), else a new one."""
+    worker = Worker.objects.filter(status="ready").order_by("-created_at").first()
+    return worker or WorkerFactory(status="ready", name="ws-bench")
 
 
 def start_server(port: int) -> subprocess.Popen:
@@ -89,11 +98,14 @@ class Client:
         async with websockets.connect(url, additional_headers=headers) as ws:
             self.ws = ws
             ready.set()
-            async for message in ws:
-                now = time.perf_counter()
-                if worker_id in message:
-                    status = message.split("badge status-", 1)[1].split('"', 1)[0]
-                    self.arrivals.setdefault(status, now)
+            with contextlib.suppress(websockets.ConnectionClosed):
+                async for message in ws:
+                    self.record(message, worker_id, time.perf_counter())
+
+    def record(self, message: str, worker_id: str, now: float) -> None:
+        if worker_id in message:
+            status = message.split("badge status-", 1)[1].split('"', 1)[0]
+            self.arrivals.setdefault(status, now)
 
 
 async def flip(worker_id, frm: str, to: str) -> float:
@@ -102,12 +114,15 @@ async def flip(worker_id, frm: str, to: str) -> float:
         worker_transition, worker_id=worker_id, expected=frm, to=to,
         actor_type="system", actor_label="ws_bench", reason="bench",
     )  # fmt: skip
+    if os.environ.get("WS_BENCH_VERBOSE"):
+        took = (time.perf_counter() - started) * 1000
+        print(f"  commit + publish returned after {took:.0f} ms")
     return started
 
 
 async def bench(port: int, n_clients: int, changes: int) -> list[float]:
     cookie = await asyncio.to_thread(staff_session)
-    worker = await asyncio.to_thread(WorkerFactory, status="ready", name="ws-bench")
+    worker = await asyncio.to_thread(bench_worker)
     url = f"ws://127.0.0.1:{port}/ws/admin/notebook-workers/"
     clients = [Client() for _ in range(n_clients)]
     events = [asyncio.Event() for _ in clients]
@@ -119,20 +134,29 @@ async def bench(port: int, n_clients: int, changes: int) -> list[float]:
     await asyncio.sleep(1.0)  # let every group_add settle
     latencies: list[float] = []
     status = "ready"
-    for _ in range(changes):
+    for change in range(changes + 1):  # change 0 warms up (template compile)
         new = "busy" if status == "ready" else "ready"
         for c in clients:
             c.arrivals.pop(new, None)
+        gc.collect()  # the measuring clients' own GC pauses are not latency
+        gc.disable()
         started = await flip(worker.id, status, new)
         await asyncio.sleep(1.5)
+        gc.enable()
         got = [c.arrivals.get(new) for c in clients]
-        latencies += [(t - started) * 1000 for t in got if t is not None]
+        these = [(t - started) * 1000 for t in got if t is not None]
+        if os.environ.get("WS_BENCH_VERBOSE") and these:
+            print(f"  change {change}: {min(these):.0f}..{max(these):.0f} ms")
+        if change:
+            latencies += these
         missing = sum(t is None for t in got)
         if missing:
             print(f"  {missing} clients missed the change to {new}")
         status = new
     for task in tasks:
         task.cancel()
+    if status != "ready":
+        await flip(worker.id, status, "ready")
     return latencies
 
 

@@ -163,7 +163,19 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL]},
+            # redis-py pools default to 100 connections and then raise; a
+            # burst of console sockets (a restart reconnecting every admin)
+            # joins groups concurrently, so allow more.
+            "CONFIG": {
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "max_connections": env.int(
+                            "CHANNEL_LAYER_MAX_CONNECTIONS", default=1000
+                        ),
+                    }
+                ]
+            },
         }
     }
 else:

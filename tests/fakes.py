@@ -94,6 +94,10 @@ class FakeBackend(RuntimeBackend):
             for key in ("runtimes", "calls", "faults", "flags"):
                 state[key] = {}
 
+    def clear_flag(self, name: str) -> None:
+        with self._state() as state:
+            state["flags"].pop(name, None)
+
     def heal(self) -> None:
         with self._state() as state:
             state["faults"] = {}
@@ -112,7 +116,9 @@ class FakeBackend(RuntimeBackend):
         """A RUNNING runtime for ``worker_id`` (an orphan if no worker claims
         it); returns its ref as stored on a worker row."""
         with self._state() as state:
-            state["runtimes"][str(worker_id)] = _record(str(worker_id), Phase.RUNNING, 0)
+            state["runtimes"][str(worker_id)] = _record(
+                str(worker_id), Phase.RUNNING, 0
+            )
         return self._ref(str(worker_id)).to_json()
 
     def exists(self, worker_id) -> bool:
@@ -168,7 +174,9 @@ class FakeBackend(RuntimeBackend):
         return ""
 
     def _ref(self, worker_id: str) -> RuntimeRef:
-        return RuntimeRef(backend="local", worker_id=worker_id, name=f"fake-{worker_id[:8]}")
+        return RuntimeRef(
+            backend="local", worker_id=worker_id, name=f"fake-{worker_id[:8]}"
+        )
 
 
 def _record(worker_id: str, phase: str, pending: int) -> dict:
@@ -200,7 +208,11 @@ class FakeProbe:
 
     def _report(self, worker_id: str, runtimes: dict) -> HealthReport:
         runtime = runtimes.get(worker_id)
-        if runtime is None or runtime["phase"] != Phase.RUNNING or worker_id in self.down:
+        if (
+            runtime is None
+            or runtime["phase"] != Phase.RUNNING
+            or worker_id in self.down
+        ):
             return HealthReport(health="unreachable")
         return HealthReport(
             health="ready",
@@ -221,7 +233,9 @@ class TaskRecorder:
 
     def __call__(self, task_name: str, worker_id: str) -> None:
         if self.broken:
-            raise ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+            raise ConnectionError(
+                "Error 111 connecting to 127.0.0.1:6379. Connection refused."
+            )
         with self._lock:
             self.sent.append((task_name, worker_id))
 
@@ -248,7 +262,9 @@ class TaskRecorder:
 class Fleet:
     """What a lifecycle test drives: the fakes, the recorded tasks, a clock."""
 
-    def __init__(self, backend: FakeBackend, probe: FakeProbe, tasks: TaskRecorder, clock):
+    def __init__(
+        self, backend: FakeBackend, probe: FakeProbe, tasks: TaskRecorder, clock
+    ):
         self.backend = backend
         self.probe = probe
         self.tasks = tasks

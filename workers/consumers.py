@@ -19,12 +19,13 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
 from workers.realtime import STAFF_GROUP, WorkerChanged
-from workers.selectors import can_view_console, worker_rows
+from workers.selectors import can_view_console, visibility_scope, worker_rows
 
-COALESCE_SECONDS = 0.05
+COALESCE_SECONDS = 0.02
 # How long a socket trusts the staff flag it read; then it reads the user again.
 REVALIDATE_SECONDS = 30.0
 REFUSED = 4403
+MAX_SHARED = 256  # id sets whose newest render is kept for late sockets
 
 
 def render_rows(*, user, worker_ids) -> str:
@@ -37,24 +38,27 @@ def render_rows(*, user, worker_ids) -> str:
 
 
 class _SharedRender:
-    """Single-flight read+render per set of ids, within one process."""
+    """Shared read+render per (visibility scope, set of ids), in one process.
+
+    A socket may use a render (running or finished) that started after its
+    own message arrived: the change was committed before it was published,
+    so such a render already shows it. Renders are shared only between users
+    who see the same rows (``visibility_scope``); the newest is kept.
+    """
 
     def __init__(self) -> None:
-        self._inflight: dict[frozenset[str], tuple[float, asyncio.Future]] = {}
+        self._latest: dict[tuple, tuple[float, asyncio.Future]] = {}
 
     async def rows(self, user, ids: frozenset[str], newer_than: float) -> str:
-        entry = self._inflight.get(ids)
-        if entry is None or entry[0] < newer_than or entry[1].done():
-            started = time.monotonic()
+        key = (visibility_scope(user), ids)
+        entry = self._latest.get(key)
+        if entry is None or entry[0] < newer_than:
             read = database_sync_to_async(render_rows)(user=user, worker_ids=ids)
-            entry = (started, asyncio.ensure_future(read))
-            self._inflight[ids] = entry
-            entry[1].add_done_callback(lambda _f, e=entry: self._forget(ids, e))
+            entry = (time.monotonic(), asyncio.ensure_future(read))
+            self._latest[key] = entry
+            if len(self._latest) > MAX_SHARED:
+                del self._latest[next(iter(self._latest))]
         return await asyncio.shield(entry[1])
-
-    def _forget(self, ids: frozenset[str], entry) -> None:
-        if self._inflight.get(ids) is entry:
-            del self._inflight[ids]
 
 
 shared_render = _SharedRender()

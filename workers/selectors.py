@@ -109,6 +109,12 @@ def can_view_console(user) -> bool:
     return bool(user and user.is_authenticated and user.is_active and user.is_staff)
 
 
+def visibility_scope(user) -> str:
+    """Users with the same scope see the same rows (so may share a render).
+    Change this together with ``visible_workers``."""
+    return "staff" if can_view_console(user) else "none"
+
+
 def visible_workers(*, user) -> QuerySet[Worker]:
     """Every worker for active staff, nothing for anyone else."""
     if not can_view_console(user):

@@ -43,9 +43,9 @@ def workspace_start(*, workspace: Workspace, actor) -> Worker:
     task queue being unavailable); writes nothing on a refusal."""
     with transaction.atomic():
         project = Project.objects.select_for_update().get(pk=workspace.project_id)
-        workspace = Workspace.objects.select_related("queue", "resource_class").get(
-            pk=workspace.pk
-        )
+        workspace = Workspace.objects.select_related(
+            "queue", "resource_class", "owner"
+        ).get(pk=workspace.pk)
         if workspace.workers.filter(status__in=states.ACTIVE_STATUSES).exists():
             raise LaunchRefused(
                 "workspace_active",
@@ -62,7 +62,9 @@ def workspace_start(*, workspace: Workspace, actor) -> Worker:
     worker.refresh_from_db()
     if worker.error_code == QUEUE_UNAVAILABLE:
         raise LaunchRefused(
-            "task_queue", worker.error_detail or "Task queue unavailable"
+            "task_queue",
+            "The task queue is unavailable, so the workspace cannot start now; "
+            "try again in a minute (the attempt is recorded as failed).",
         )
     return worker
 

@@ -47,6 +47,14 @@
     if (link?.matches?.("a.expand")) link.setAttribute("aria-expanded", "true");
   });
 
+  // A live row replaced by the socket keeps showing that its panel is open.
+  document.addEventListener("htmx:wsAfterMessage", () => {
+    document.querySelectorAll("tr.worker-detail[data-open]").forEach((row) => {
+      const id = row.id.slice("worker-".length, -"-detail".length);
+      document.querySelector(`a.expand[data-worker="${id}"]`)?.setAttribute("aria-expanded", "true");
+    });
+  });
+
   // Coming back to the tab refreshes at once instead of waiting for the timer.
   document.addEventListener("visibilitychange", () => {
     const results = document.getElementById("results");

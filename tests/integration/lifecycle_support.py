@@ -26,14 +26,19 @@ def committed(execute: bool = True):
 
 
 def gpu_plan(*, models=("RTX 5090",), queues=(), **window) -> Plan:
-    plan = Plan.objects.create(name=f"plan-{Plan.objects.count()}", allowed_gpu_models=list(models), **window)
+    plan = Plan.objects.create(
+        name=f"plan-{Plan.objects.count()}", allowed_gpu_models=list(models), **window
+    )
     plan.queues.set(queues)
     return plan
 
 
 def queue(name: str, *, priority: int = 0, preemptible: bool = False, deserved=None):
     return SchedulingQueue.objects.create(
-        name=name, priority=priority, preemptible=preemptible, deserved_gpu_limit=deserved
+        name=name,
+        priority=priority,
+        preemptible=preemptible,
+        deserved_gpu_limit=deserved,
     )
 
 
@@ -42,7 +47,9 @@ def gpu_workspace(*, owner=None, project=None, units: int = 1, sm: int = 100, **
     allows them (2.0 GPUs of quota unless the project says otherwise)."""
     if project is None:
         owner = owner or UserFactory()
-        project = ProjectFactory(personal_owner=owner, plan=gpu_plan(), gpu_quota=Decimal(2))
+        project = ProjectFactory(
+            personal_owner=owner, plan=gpu_plan(), gpu_quota=Decimal(2)
+        )
     return WorkspaceFactory(
         project=project,
         owner=owner or project.personal_owner,

@@ -11,6 +11,7 @@ from tests.factories import WorkerFactory
 from tests.integration.console_support import CONSOLE, make_fleet
 from workers import states
 from workers.backends.base import Observation, Phase
+from workers.models import WorkerEvent
 from workers.services import runtime
 from workers.services.runtime import HealthReport
 
@@ -294,3 +295,25 @@ def test_a_failing_probe_still_renders_the_page(staff_client, fleet):
         runtime.override_probe(None)
     assert response.status_code == 200
     assert "The probe gave no answer in time." in response.content.decode()
+
+
+def test_the_detail_shows_the_start_snapshot_and_the_timeline(
+    staff_client, default_class
+):
+    worker = WorkerFactory(status="ready")
+    default_class.cpu_limit = "3"
+    default_class.save()
+    for to, reason in (("starting", "Launch"), ("ready", "Runtime answered")):
+        WorkerEvent.objects.create(
+            worker=worker, kind="transition", actor_type="system", to_status=to,
+            reason=reason,
+        )  # fmt: skip
+    html = detail_of(staff_client, worker)
+    assert "has changed since this worker started" in html
+    assert "<dt>CPU limit</dt><dd>2</dd>" in html  # the snapshot, not the live 3
+    assert html.index("Launch") < html.index("Runtime answered")
+
+
+def test_an_unchanged_class_has_no_change_note(staff_client, default_class):
+    worker = WorkerFactory(status="ready")
+    assert "has changed since" not in detail_of(staff_client, worker)

@@ -5,9 +5,8 @@ from decimal import Decimal
 import pytest
 
 from tests.factories import ProjectFactory, UserFactory, WorkerFactory, WorkspaceFactory
-from tests.integration.lifecycle_support import (  # noqa: F401
+from tests.integration.lifecycle_support import (
     committed,
-    fleet,
     gpu_plan,
     gpu_workspace,
     queue,
@@ -18,6 +17,7 @@ from workers.services import LaunchRefused
 from workspaces.models import Group, Plan
 from workspaces.services import workspace_start
 
+pytest_plugins = ["tests.integration.lifecycle_support"]
 pytestmark = [pytest.mark.django_db, pytest.mark.needs_postgres]
 
 
@@ -57,7 +57,9 @@ def test_it_does_not_count_stopping_workers_against_the_limit(
 ):
     settings.NOTEBOOK_RUNTIME_MAX_WORKERS_PER_USER = 1
     workspace = WorkspaceFactory()
-    WorkerFactory(workspace=workspace, status=states.STOPPING, error_code="stop_internal")
+    WorkerFactory(
+        workspace=workspace, status=states.STOPPING, error_code="stop_internal"
+    )
     assert workspace_start(
         workspace=WorkspaceFactory(project=workspace.project), actor=workspace.owner
     )
@@ -72,14 +74,22 @@ def test_it_names_the_project_gpu_quota_when_full(fleet, default_class):
     error = refused(gpu_workspace(project=project, units=1))
     assert error.limit == "project_gpu_quota"
     assert error.message.startswith("Project ml-team has 2.0 of 2.0 GPUs in use")
-    assert "stop a workspace or ask a project manager to raise the quota" in error.message
+    assert (
+        "stop a workspace or ask a project manager to raise the quota" in error.message
+    )
 
 
 def test_it_counts_effective_gpu_units(fleet, default_class):
     owner = UserFactory()
-    project = ProjectFactory(personal_owner=owner, plan=gpu_plan(), gpu_quota=Decimal(1))
-    workspace_start(workspace=gpu_workspace(project=project, units=1, sm=50), actor=owner)
-    workspace_start(workspace=gpu_workspace(project=project, units=1, sm=50), actor=owner)
+    project = ProjectFactory(
+        personal_owner=owner, plan=gpu_plan(), gpu_quota=Decimal(1)
+    )
+    workspace_start(
+        workspace=gpu_workspace(project=project, units=1, sm=50), actor=owner
+    )
+    workspace_start(
+        workspace=gpu_workspace(project=project, units=1, sm=50), actor=owner
+    )
     error = refused(gpu_workspace(project=project, units=1, sm=25))
     assert "has 1.0 of 1.0 GPUs in use and this workspace needs 0.25" in error.message
 
@@ -136,12 +146,17 @@ def test_it_runs_plan_bound_queues_only_while_the_window_is_open(fleet, default_
     plan = gpu_plan(
         queues=[bound],
         window_kind=Plan.WindowKind.WEEKLY,
-        window_rules=[{"days": [0, 1, 2, 3, 4, 5, 6], "start": "08:00", "end": "20:00"}],
+        window_rules=[
+            {"days": [0, 1, 2, 3, 4, 5, 6], "start": "08:00", "end": "20:00"}
+        ],
     )
     owner = UserFactory()
     project = ProjectFactory(personal_owner=owner, plan=plan)
     with time_machine.travel("2026-11-23 21:00Z"):
-        assert refused(WorkspaceFactory(project=project, queue=bound)).limit == "plan_window"
+        assert (
+            refused(WorkspaceFactory(project=project, queue=bound)).limit
+            == "plan_window"
+        )
         assert workspace_start(workspace=WorkspaceFactory(project=project), actor=owner)
     with time_machine.travel("2026-11-24 09:00Z"):
         worker = workspace_start(
@@ -182,7 +197,9 @@ def test_it_preempts_lower_priority_preemptible_workers(fleet, default_class, se
     assert b.status == states.STARTING
 
 
-def test_it_never_preempts_non_preemptible_or_equal_priority(fleet, default_class, settings):
+def test_it_never_preempts_non_preemptible_or_equal_priority(
+    fleet, default_class, settings
+):
     settings.NOTEBOOK_RUNTIME_GPU_CAPACITY = {"RTX 5090": 1}
     steady = queue("steady", priority=1, preemptible=False)
     peer = queue("peer", priority=50, preemptible=True)

@@ -10,11 +10,12 @@ import pytest
 from django.db import connection
 
 from tests.factories import ProjectFactory, UserFactory, WorkerFactory, WorkspaceFactory
-from tests.integration.lifecycle_support import fleet, gpu_plan, gpu_workspace  # noqa: F401
+from tests.integration.lifecycle_support import gpu_plan, gpu_workspace
 from workers import services, states
 from workers.models import Worker, WorkerEvent
 from workspaces.services import workspace_start, workspace_stop
 
+pytest_plugins = ["tests.integration.lifecycle_support"]
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.needs_postgres]
 
 
@@ -46,7 +47,9 @@ def test_it_accepts_exactly_the_limit_of_50_concurrent_launches(
     settings.NOTEBOOK_RUNTIME_MAX_WORKERS_PER_USER = 3
     owner = UserFactory()
     projects = [ProjectFactory(personal_owner=owner) for _ in range(5)]
-    workspaces = [WorkspaceFactory(project=projects[n % 5], owner=owner) for n in range(50)]
+    workspaces = [
+        WorkspaceFactory(project=projects[n % 5], owner=owner) for n in range(50)
+    ]
     results = race([starter(ws) for ws in workspaces])
     accepted = [r for r in results if isinstance(r, Worker)]
     refused = [r for r in results if isinstance(r, services.LaunchRefused)]
@@ -115,5 +118,7 @@ def test_it_ends_a_start_racing_a_stop_stopped_with_no_runtime(fleet, default_cl
     worker.refresh_from_db()
     assert worker.status == states.STOPPED
     assert not fleet.backend.exists(worker.id)
-    moves = list(worker.events.filter(kind="transition").values_list("to_status", flat=True))
+    moves = list(
+        worker.events.filter(kind="transition").values_list("to_status", flat=True)
+    )
     assert moves[-2:] == ["stopping", "stopped"] and moves.count("stopped") == 1

@@ -5,12 +5,13 @@ retried and never blocks deleting the workspace."""
 import pytest
 
 from tests.factories import WorkerFactory, WorkspaceFactory
-from tests.integration.lifecycle_support import committed, fleet  # noqa: F401
+from tests.integration.lifecycle_support import committed
 from workers import services, states
 from workers.models import Worker, WorkerEvent
 from workspaces.models import Workspace
 from workspaces.services import workspace_delete, workspace_start, workspace_stop
 
+pytest_plugins = ["tests.integration.lifecycle_support"]
 pytestmark = [pytest.mark.django_db, pytest.mark.needs_postgres]
 
 
@@ -55,7 +56,9 @@ def test_it_keeps_the_access_token_out_of_the_stored_spec(fleet, default_class):
     assert spec["access_token"] == worker.access_token
 
 
-def test_it_passes_kernel_culling_settings_into_the_spec(fleet, default_class, settings):
+def test_it_passes_kernel_culling_settings_into_the_spec(
+    fleet, default_class, settings
+):
     settings.NOTEBOOK_RUNTIME_KERNEL_CULL_IDLE_SECONDS = 1200
     settings.NOTEBOOK_RUNTIME_KERNEL_CULL_INTERVAL_SECONDS = 60
     worker = start(WorkspaceFactory(), fleet)
@@ -228,14 +231,20 @@ def test_it_refuses_a_transition_the_table_forbids(default_class):
     worker = WorkerFactory(status=states.STOPPED)
     with pytest.raises(services.InvalidTransition):
         services.worker_transition(
-            worker_id=worker.id, expected=states.STOPPED, to=states.READY, actor_type="system"
+            worker_id=worker.id,
+            expected=states.STOPPED,
+            to=states.READY,
+            actor_type="system",
         )
 
 
 def test_it_writes_nothing_when_the_expected_status_is_stale(default_class):
     worker = WorkerFactory(status=states.READY)
     moved = services.worker_transition(
-        worker_id=worker.id, expected=states.STARTING, to=states.FAILED, actor_type="system"
+        worker_id=worker.id,
+        expected=states.STARTING,
+        to=states.FAILED,
+        actor_type="system",
     )
     assert moved is False
     assert Worker.objects.get(id=worker.id).status == states.READY

@@ -6,10 +6,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import time_machine
 
-from tests.factories import ProjectFactory, ResourceClassFactory, UserFactory, WorkspaceFactory
-from tests.integration.lifecycle_support import (  # noqa: F401
+from tests.factories import (
+    ProjectFactory,
+    ResourceClassFactory,
+    UserFactory,
+    WorkspaceFactory,
+)
+from tests.integration.lifecycle_support import (
     committed,
-    fleet,
     gpu_plan,
     gpu_workspace,
     queue,
@@ -20,6 +24,7 @@ from workspaces.models import Plan
 from workspaces.selectors import worker_idle_warning
 from workspaces.services import workspace_start, workspaces_reap_plan_windows
 
+pytest_plugins = ["tests.integration.lifecycle_support"]
 pytestmark = [pytest.mark.django_db, pytest.mark.needs_postgres]
 
 
@@ -90,7 +95,9 @@ def weekly_plan(bound_queue) -> Plan:
     return gpu_plan(
         queues=[bound_queue],
         window_kind=Plan.WindowKind.WEEKLY,
-        window_rules=[{"days": [0, 1, 2, 3, 4, 5, 6], "start": "08:00", "end": "20:00"}],
+        window_rules=[
+            {"days": [0, 1, 2, 3, 4, 5, 6], "start": "08:00", "end": "20:00"}
+        ],
     )
 
 
@@ -100,7 +107,9 @@ def test_it_stops_plan_bound_workers_when_the_window_closes(fleet, default_class
     owner = UserFactory()
     project = ProjectFactory(personal_owner=owner, plan=weekly_plan(bound))
     fleet.clock.move_to(datetime(2026, 11, 23, 9, 0, tzinfo=UTC))
-    in_plan = start(WorkspaceFactory(project=project, queue=bound, resource_class=slow), fleet)
+    in_plan = start(
+        WorkspaceFactory(project=project, queue=bound, resource_class=slow), fleet
+    )
     default = start(WorkspaceFactory(project=project, resource_class=slow), fleet)
     workspaces_reap_plan_windows()
     in_plan.refresh_from_db()
@@ -134,7 +143,10 @@ def test_it_fixes_stale_starting_workers_by_what_the_backend_says(fleet, default
     status = {n: Worker.objects.get(id=w.id) for n, w in workers.items()}
     assert status["alive"].status == states.READY
     assert status["dead"].status == states.FAILED
-    assert (status["lost"].status, status["lost"].error_code) == ("failed", "start_lost")
+    assert (status["lost"].status, status["lost"].error_code) == (
+        "failed",
+        "start_lost",
+    )
 
 
 def test_it_fixes_stale_busy_workers(fleet, default_class, settings):

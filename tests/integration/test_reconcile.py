@@ -6,11 +6,12 @@ from datetime import timedelta
 import pytest
 
 from tests.factories import WorkerFactory, WorkspaceFactory
-from tests.integration.lifecycle_support import committed, fleet  # noqa: F401
+from tests.integration.lifecycle_support import committed
 from workers import services, states
 from workers.models import Worker
 from workspaces.services import workspace_start
 
+pytest_plugins = ["tests.integration.lifecycle_support"]
 pytestmark = [pytest.mark.django_db, pytest.mark.needs_postgres]
 
 
@@ -41,9 +42,9 @@ def test_it_lists_each_backend_once_and_leaves_agreement_alone(fleet, default_cl
         "stop_retried": 0,
     }
     assert dict(fleet.backend.calls) == {"list_managed": 1}
-    assert {w.status for w in Worker.objects.filter(id__in=[w.id for w in workers])} == {
-        states.READY
-    }
+    assert {
+        w.status for w in Worker.objects.filter(id__in=[w.id for w in workers])
+    } == {states.READY}
 
 
 def test_it_fails_active_workers_whose_runtime_vanished(fleet, default_class):
@@ -55,7 +56,9 @@ def test_it_fails_active_workers_whose_runtime_vanished(fleet, default_class):
     assert worker.events.get(kind="transition").actor_label == "reconcile_workers"
 
 
-def test_it_leaves_a_starting_worker_without_a_runtime_to_its_task(fleet, default_class):
+def test_it_leaves_a_starting_worker_without_a_runtime_to_its_task(
+    fleet, default_class
+):
     worker = WorkerFactory(status=states.STARTING)
     assert reconcile(fleet)["failed"] == 0
     assert Worker.objects.get(id=worker.id).status == states.STARTING

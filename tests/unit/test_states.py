@@ -48,5 +48,5 @@ def test_it_maps_worker_statuses_to_workspace_states():
 
 
 def test_it_counts_only_running_workers_against_limits():
-    assert states.ALLOCATED_STATUSES == {"starting", "ready", "busy"}
-    assert states.ACTIVE_STATUSES == states.ALLOCATED_STATUSES | {"stopping"}
+    assert {"starting", "ready", "busy"} == states.ALLOCATED_STATUSES
+    assert states.ALLOCATED_STATUSES | {"stopping"} == states.ACTIVE_STATUSES

@@ -30,32 +30,26 @@ HEALTH_FIELDS = [
 
 
 def probe_endpoints(workers: Sequence[Worker]) -> list[HealthReport]:
-    """The default prober: ``workers.probe.probe_many`` over the endpoints."""
+    """The default prober: ``workers.probe.probe_many``, all concurrently."""
     import asyncio
 
     from django.conf import settings
 
     from workers import probe
 
+    targets = [probe.target_for_worker(w) for w in workers]
     timeout = settings.NOTEBOOK_RUNTIME_PROBE_TIMEOUT_SECONDS
-    results = asyncio.run(probe.probe_many([probe_target(w) for w in workers], timeout))
-    return [as_report(result) for result in results]
-
-
-def probe_target(worker: Worker):
-    from workers import probe
-
-    return probe.target_for_worker(worker)
-
-
-def as_report(result) -> HealthReport:
-    return HealthReport(
-        health=str(getattr(result, "health", "unreachable") or "unreachable"),
-        latency_ms=getattr(result, "latency_ms", None),
-        last_activity=getattr(result, "last_activity", None),
-        busy=bool(getattr(result, "busy", False)),
-        message=str(getattr(result, "message", "") or ""),
-    )
+    results = asyncio.run(probe.probe_many(targets, timeout))
+    return [
+        HealthReport(
+            health=str(r.health),
+            latency_ms=r.latency_ms,
+            last_activity=r.last_activity,
+            busy=r.busy,
+            message=r.message,
+        )
+        for r in results
+    ]
 
 
 def workers_probe(*, workers: Sequence[Worker] | None = None) -> dict:

@@ -57,7 +57,10 @@ def enqueue_start(worker_id) -> None:
             actor_type="system",
             actor_label="enqueue",
             reason="Task queue unavailable; start the workspace again shortly.",
-            fields={"error_code": QUEUE_UNAVAILABLE, "error_detail": str(exc)},
+            fields={
+                "error_code": QUEUE_UNAVAILABLE,
+                "error_detail": f"Task queue unavailable: {exc}",
+            },
         )
 
     enqueue_on_commit("start_worker", worker_id, on_failure=failed)

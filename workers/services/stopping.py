@@ -128,7 +128,7 @@ def _terminate(worker: Worker, attempt: int, actor_label: str) -> StopOutcome:
             worker, runtime.as_backend_error(raised), attempt, actor_label
         )
     observation = runtime.observe_safely(backend, ref)
-    if False:
+    if observation.phase not in GONE:
         message = f"Runtime still {observation.phase} after terminate"
         return stop_failed(
             worker, message, attempt, actor_label, code="stop_unconfirmed"

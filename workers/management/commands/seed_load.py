@@ -195,6 +195,14 @@ def _worker(fleet: Fleet, rng: random.Random, now, window) -> Worker:
         worker.stopped_at = worker.status_changed_at
     elif recent and status in (states.READY, states.BUSY):
         worker.last_activity_at = now - timedelta(seconds=rng.uniform(0, 1800))
+        worker.health_checked_at = now - timedelta(seconds=rng.uniform(0, 60))
+        worker.health_latency_ms = rng.randint(3, 80)
+    if status == states.READY:
+        worker.next_action = "idle stop"
+        worker.next_action_at = (worker.last_activity_at or now) + timedelta(hours=1)
+    elif worker.stop_failed:
+        worker.next_action = "stop retry"
+        worker.next_action_at = now + timedelta(seconds=rng.uniform(10, 300))
     return worker
 
 
