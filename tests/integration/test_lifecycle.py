@@ -296,3 +296,36 @@ def test_it_probes_a_worker_now(fleet, default_class):
     fresh = services.worker_probe_now(worker=worker, actor=None)
     assert fresh.status == states.BUSY and fresh.health == "ready"
     assert fresh.health_checked_at is not None
+
+
+def test_it_retries_the_stop_task_until_its_retries_run_out(fleet, default_class):
+    """Eager ``apply`` runs Celery's retries inline: 1 try + 8 retries, each
+    recorded; the worker then stays stop-failed for reconcile to retry."""
+    from workers.tasks import stop_worker
+
+    workspace = WorkspaceFactory()
+    worker = start(workspace, fleet)
+    fleet.backend.fail("terminate", kind="retryable")
+    with committed():
+        workspace_stop(workspace=workspace, actor=workspace.owner)
+    fleet.tasks.take()
+    result = stop_worker.apply(kwargs={"worker_id": str(worker.id)})
+    assert result.result is False
+    assert fleet.backend.calls["terminate"] == 1 + stop_worker.max_retries
+    worker.refresh_from_db()
+    assert worker.stop_failed and worker.next_action == states.NEXT_STOP_RETRY
+    assert worker.events.filter(kind="error").count() == 9
+    assert stop_worker.acks_late and stop_worker.reject_on_worker_lost
+
+
+def test_it_deletes_a_workspace_by_id_from_a_task(fleet, default_class):
+    from workspaces.tasks import delete_workspace
+
+    workspace = WorkspaceFactory()
+    worker = start(workspace, fleet)
+    with committed():
+        assert delete_workspace.apply(args=[str(workspace.pk)]).result is True
+    fleet.tasks.run_all()
+    assert delete_workspace.apply(args=[str(workspace.pk)]).result is False
+    worker.refresh_from_db()
+    assert worker.status == states.STOPPED and worker.workspace_id is None

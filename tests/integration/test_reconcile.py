@@ -133,3 +133,19 @@ def assert_agreement(fleet) -> None:
         .values_list("id", flat=True)
     )
     assert fleet.backend.runtime_ids() == with_runtime
+
+
+def test_it_waits_for_a_failed_stops_backoff_before_retrying(fleet, default_class):
+    from django.utils import timezone
+
+    worker = running(
+        fleet,
+        status=states.STOPPING,
+        error_code="stop_internal",
+        next_action=states.NEXT_STOP_RETRY,
+        next_action_at=timezone.now() + timedelta(minutes=4),
+    )
+    assert reconcile(fleet)["stop_retried"] == 0
+    fleet.clock.shift(timedelta(minutes=5))
+    assert reconcile(fleet)["stop_retried"] == 1
+    assert Worker.objects.get(id=worker.id).status == states.STOPPED

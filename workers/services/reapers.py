@@ -16,9 +16,9 @@ from workers.models import Worker
 from workers.services import runtime
 from workers.services.idle import idle_next_action, idle_stop_at, idle_timeout_seconds
 from workers.services.probing import workers_probe
-from workers.services.starting import GONE, worker_fail
+from workers.services.starting import GONE, mark_ready_if_answering, worker_fail
 from workers.services.stopping import workers_request_stop
-from workers.services.transitions import worker_record_event, worker_transition
+from workers.services.transitions import worker_record_event
 
 IDLE_FIELDS = ["next_action", "next_action_at"]
 
@@ -96,28 +96,12 @@ def _fix_starting(worker: Worker) -> str:
 
 
 def _answers(worker: Worker, endpoint: str) -> bool:
-    worker.endpoint = endpoint or worker.endpoint
-    report = runtime.probe([worker])[0]
-    if report.health != "ready":
-        return False
-    now = timezone.now()
-    action, at = idle_next_action(worker, last_activity=report.last_activity or now)
-    return worker_transition(
-        worker_id=worker.id,
-        expected=states.STARTING,
-        to=states.READY,
+    return mark_ready_if_answering(
+        worker,
+        endpoint,
         actor_type="system",
         actor_label="cleanup_stale",
         reason="Corrected: runtime running and answering (start was stuck)",
-        fields={
-            "endpoint": worker.endpoint,
-            "ready_at": now,
-            "last_activity_at": report.last_activity or now,
-            "health": "ready",
-            "health_checked_at": now,
-            "next_action": action,
-            "next_action_at": at,
-        },
     )
 
 

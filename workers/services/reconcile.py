@@ -66,7 +66,12 @@ def workers_reconcile(*, now=None, backends: list[str] | None = None) -> dict:
 def _reconcile_backend(name: str, now) -> dict:
     active = list(
         Worker.objects.filter(backend=name, status__in=states.ACTIVE_STATUSES).values(
-            "id", "status", "runtime_ref", "status_changed_at", "error_code"
+            "id",
+            "status",
+            "runtime_ref",
+            "status_changed_at",
+            "error_code",
+            "next_action_at",
         )
     )
     backend = runtime.backend_for(name)
@@ -107,9 +112,12 @@ def _settle_active(active: list[dict], listed: dict, now) -> dict:
 
 
 def _stop_stuck(row: dict, now) -> bool:
-    """A stop that failed, or has not finished within a retry period."""
+    """A failed stop whose retry is due, or a stop that has not finished
+    within a retry period (its task was lost)."""
+    if row["error_code"]:
+        return row["next_action_at"] is None or row["next_action_at"] <= now
     retry = timedelta(seconds=settings.NOTEBOOK_RUNTIME_STOP_RETRY_BASE_SECONDS)
-    return bool(row["error_code"]) or row["status_changed_at"] < now - retry
+    return row["status_changed_at"] < now - retry
 
 
 def _fail_vanished(rows: list[dict]) -> list:

@@ -127,24 +127,38 @@ def _observation_text(observation) -> str:
 
 
 def _ready(worker: Worker, endpoint: str) -> bool:
-    """Probe ``endpoint``; when ready, move the worker to ``ready``."""
-    worker.endpoint = endpoint
+    return mark_ready_if_answering(
+        worker,
+        endpoint,
+        actor_type="backend",
+        actor_label="start_worker",
+        reason="Runtime running and answering",
+    )
+
+
+def mark_ready_if_answering(
+    worker: Worker, endpoint: str, *, actor_type: str, actor_label: str, reason: str
+) -> bool:
+    """Probe the starting ``worker`` at ``endpoint``; when its runtime
+    answers ready, move it to ``ready`` with its idle stop scheduled."""
+    worker.endpoint = endpoint or worker.endpoint
     report = runtime.probe([worker])[0]
     if report.health != "ready":
         return False
     now = timezone.now()
-    action, action_at = idle_next_action(worker, last_activity=now)
-    worker_transition(
+    activity = report.last_activity or now
+    action, action_at = idle_next_action(worker, last_activity=activity)
+    return worker_transition(
         worker_id=worker.id,
         expected=states.STARTING,
         to=states.READY,
-        actor_type="backend",
-        actor_label="start_worker",
-        reason="Runtime running and answering",
+        actor_type=actor_type,
+        actor_label=actor_label,
+        reason=reason,
         fields={
-            "endpoint": endpoint,
+            "endpoint": worker.endpoint,
             "ready_at": now,
-            "last_activity_at": report.last_activity or now,
+            "last_activity_at": activity,
             "health": "ready",
             "health_checked_at": now,
             "health_latency_ms": report.latency_ms,
@@ -152,7 +166,6 @@ def _ready(worker: Worker, endpoint: str) -> bool:
             "next_action_at": action_at,
         },
     )
-    return True
 
 
 def fail_start(worker: Worker, *, code: str, message: str, ref=None) -> bool:
