@@ -54,7 +54,9 @@ def spawn_worker(state_path) -> subprocess.Popen:
 
 @pytest.fixture
 def shared_backend(tmp_path):
-    redis.Redis.from_url(django_settings.REDIS_URL).flushdb()
+    # Messages left by an earlier run of this test (default queue only).
+    broker = redis.Redis.from_url(django_settings.REDIS_URL)
+    broker.delete("celery", "unacked", "unacked_index", "unacked_mutex")
     backend = FakeBackend(tmp_path / "runtimes.json")
     runtime.override_backend("local", backend)
     runtime.override_probe(FakeProbe(backend))
