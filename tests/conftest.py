@@ -10,7 +10,15 @@ import socket
 from urllib.parse import urlparse
 
 import pytest
-from django.conf import settings
+
+# Support modules that hold fixtures and asserts, imported by several tests.
+pytest.register_assert_rewrite(
+    "tests.fakes",
+    "tests.integration.lifecycle_support",
+    "tests.integration.console_support",
+)
+
+from django.conf import settings  # noqa: E402
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 

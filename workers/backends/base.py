@@ -129,7 +129,9 @@ class RuntimeRef:
 @dataclass(frozen=True)
 class Observation:
     phase: Phase
-    endpoint: str = ""  # URL of the runtime's base URL, reachable from the control plane
+    endpoint: str = (
+        ""  # URL of the runtime's base URL, reachable from the control plane
+    )
     message: str = ""
     events: tuple[str, ...] = ()  # recent backend events, oldest first
     error_code: str = ""  # an ErrorCode when the backend can tell why
