@@ -248,6 +248,11 @@ NOTEBOOK_RUNTIME_WORKSPACES_DIR = env.str(
 )
 NOTEBOOK_RUNTIME_DOCKER_URL = env.str("NOTEBOOK_RUNTIME_DOCKER_URL", default="")
 NOTEBOOK_RUNTIME_DOCKER_NETWORK = env.str("NOTEBOOK_RUNTIME_DOCKER_NETWORK", default="")
+# Operator-trusted bind mounts ("host:container:ro") added to every worker
+# container; never reachable from a user's launch request.
+NOTEBOOK_RUNTIME_DOCKER_EXTRA_BINDS = env.list(
+    "NOTEBOOK_RUNTIME_DOCKER_EXTRA_BINDS", default=[]
+)
 NOTEBOOK_RUNTIME_KUBE_NAMESPACE = env.str(
     "NOTEBOOK_RUNTIME_KUBE_NAMESPACE", default="notebooks"
 )

@@ -57,3 +57,33 @@ def test_logout_is_post_only(client, alice):
     client.force_login(alice)
     assert client.get(reverse("logout")).status_code == 405
     assert client.post(reverse("logout")).status_code == 302
+
+
+def test_the_idle_warning_banner_shows_before_the_idle_stop(
+    client, alice, default_class
+):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from workers import states
+
+    ws = WorkspaceFactory(project__personal_owner=alice, name="sleepy")
+    stop_at = timezone.now() + timedelta(minutes=5)
+    WorkerFactory(
+        workspace=ws,
+        status="ready",
+        next_action=states.NEXT_IDLE_STOP,
+        next_action_at=stop_at,
+    )
+    quiet = WorkspaceFactory(project__personal_owner=alice, name="busy-one")
+    WorkerFactory(
+        workspace=quiet,
+        status="ready",
+        next_action=states.NEXT_IDLE_STOP,
+        next_action_at=timezone.now() + timedelta(minutes=50),
+    )
+    client.force_login(alice)
+    html = client.get(reverse("workspaces:list")).content.decode()
+    assert f'id="idle-warning-{ws.id}"' in html
+    assert f'id="idle-warning-{quiet.id}"' not in html  # outside the warning window

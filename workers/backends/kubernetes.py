@@ -71,9 +71,16 @@ class KubernetesBackend(RuntimeBackend):
         try:
             config.load_incluster_config(client_configuration=configuration)
         except config.ConfigException:
-            config.load_kube_config(
-                config_file=kubeconfig or None, client_configuration=configuration
-            )
+            try:
+                config.load_kube_config(
+                    config_file=kubeconfig or None, client_configuration=configuration
+                )
+            except (config.ConfigException, OSError) as exc:
+                raise BackendError(
+                    ErrorCode.GATEWAY_UNREACHABLE,
+                    "no Kubernetes configuration: run in a pod with a service "
+                    f"account or set KUBECONFIG ({exc})",
+                ) from exc
         return cls(configuration, **options)
 
     # --- contract -----------------------------------------------------------

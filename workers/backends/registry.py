@@ -32,7 +32,7 @@ def _docker() -> RuntimeBackend:
     return DockerBackend(
         url,
         network=settings.NOTEBOOK_RUNTIME_DOCKER_NETWORK,
-        extra_binds=getattr(settings, "NOTEBOOK_RUNTIME_DOCKER_EXTRA_BINDS", ()),
+        extra_binds=settings.NOTEBOOK_RUNTIME_DOCKER_EXTRA_BINDS,
     )
 
 

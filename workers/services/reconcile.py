@@ -26,6 +26,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from workers import states
+from workers.backends.base import BackendError
 from workers.models import Worker, WorkerEvent
 from workers.services import runtime
 from workers.services.stopping import worker_stop_run
@@ -56,8 +57,13 @@ def workers_reconcile(*, now=None, backends: list[str] | None = None) -> dict:
     for name in sorted(backends or reconcile_backend_names(now)):
         try:
             report[name] = _reconcile_backend(name, now)
+        except BackendError as exc:
+            # An unreachable or unconfigured backend is an expected outage:
+            # one line per pass, not a traceback.
+            log.warning("reconcile of %s skipped: %s", name, exc)
+            report[name] = {"error": str(exc)}
         except Exception as exc:  # noqa: BLE001 - one backend must not stop the rest
-            log.warning("reconcile of %s skipped", name, exc_info=True)
+            log.exception("reconcile of %s failed", name)
             report[name] = {"error": str(exc)}
     log.info("reconcile_workers: %s", report)
     return report
