@@ -100,6 +100,7 @@ def main() -> None:
     sizes = args.sizes
     if connection.vendor != "postgresql":
         sys.exit("Run against PostgreSQL: set DATABASE_URL=postgres://...")
+    call_command("migrate", verbosity=0)
     results: dict[tuple[str, int], tuple[float, float, int]] = {}
     for size in sizes:
         grow_to(size, args.order)

@@ -167,6 +167,9 @@ def main() -> None:
     args = parser.parse_args()
     if not settings.REDIS_URL:
         sys.exit("Set REDIS_URL: the bench measures the Redis channel layer.")
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
     port = free_port()
     server = start_server(port)
     try:
