@@ -75,6 +75,7 @@ class ResourceClass(models.Model):
 
     class Meta:
         ordering = ["-is_default", "display_name"]
+        verbose_name_plural = "resource classes"
         constraints = [
             models.UniqueConstraint(
                 fields=["is_default"],

@@ -70,6 +70,9 @@ class WorkerEventAdmin(admin.ModelAdmin):
     raw_id_fields = ("worker", "actor")
     show_full_result_count = False
 
+    def has_add_permission(self, request):
+        return False
+
     def has_change_permission(self, request, obj=None):
         return False
 

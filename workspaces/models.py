@@ -25,6 +25,7 @@ class Group(models.Model):
 
     class Meta:
         ordering = ["name"]
+        verbose_name = "team group"
 
     def __str__(self) -> str:
         return self.name
