@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 from django.db import connection, connections
 
+from tests.conftest import missing_service
 from tests.factories import WorkerFactory, WorkspaceFactory
 from workers.services import worker_transition
 
@@ -79,7 +80,7 @@ def _wait_for(port: int) -> None:
 @pytest.fixture
 def browser_page():
     if not Path(CHROMIUM).exists():
-        pytest.skip("needs Debian chromium at /usr/bin/chromium")
+        missing_service("needs Debian chromium: apt-get install chromium")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
