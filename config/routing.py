@@ -1,5 +1,5 @@
 """WebSocket routes; each app contributes its own list."""
 
-from workers.routing import websocket_urlpatterns as worker_routes
+from console.routing import websocket_urlpatterns as console_routes
 
-websocket_urlpatterns = [*worker_routes]
+websocket_urlpatterns = [*console_routes]

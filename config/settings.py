@@ -53,6 +53,9 @@ INSTALLED_APPS = [
     "resource_classes",
     "workspaces",
     "workers",
+    "console",
+    # The project package itself: it owns the ``serve`` command.
+    "config",
 ]
 
 MIDDLEWARE = [

@@ -9,7 +9,7 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("admin/notebook-workers/", include("workers.urls")),
+    path("admin/notebook-workers/", include("console.urls")),
     path("admin/", admin.site.urls),
     path("workspaces/", include("workspaces.urls")),
 ]

@@ -51,7 +51,7 @@ class WorkerAdmin(admin.ModelAdmin):
     @admin.display(description="Console")
     def console_link(self, obj):
         return format_html(
-            '<a href="{}">Notebook Workers</a>', reverse("workers:console")
+            '<a href="{}">Notebook Workers</a>', reverse("console:console")
         )
 
 

@@ -238,7 +238,7 @@ def start_gateway(root: Path, token: str) -> tuple[subprocess.Popen, str]:
         [
             sys.executable,
             "-m",
-            "workers.gateway",
+            "workers.backends.external",
             "--port",
             str(port),
             "--workspaces-dir",

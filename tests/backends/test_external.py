@@ -16,8 +16,8 @@ from workers.backends.base import (
     RuntimeRef,
 )
 from workers.backends.external import ExternalBackend
+from workers.backends.external.server import Gateway, serve_in_thread
 from workers.backends.naming import runtime_labels
-from workers.gateway import Gateway, serve_in_thread
 
 
 class ScriptedBackend(RuntimeBackend):
@@ -168,7 +168,7 @@ def test_an_unreachable_gateway_is_unknown_and_retryable():
 
 def test_the_gateway_cli_needs_a_token(tmp_path, monkeypatch):
     monkeypatch.delenv("NOTEBOOK_RUNTIME_GATEWAY_TOKEN", raising=False)
-    from workers.gateway.__main__ import main
+    from workers.backends.external.__main__ import main
 
     with pytest.raises(SystemExit):
         main(["--port", "0", "--workspaces-dir", str(tmp_path)])

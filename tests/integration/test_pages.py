@@ -28,7 +28,7 @@ def test_the_layout_sends_csrf_with_htmx_and_loads_pinned_htmx(client, alice):
 def test_staff_see_the_admin_navigation(client, admin_user):
     client.force_login(admin_user)
     html = client.get(reverse("workspaces:list")).content.decode()
-    assert reverse("workers:console") in html
+    assert reverse("console:console") in html
 
 
 def test_whitenoise_serves_vendored_htmx(client):

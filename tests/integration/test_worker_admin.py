@@ -27,11 +27,11 @@ def test_the_worker_admin_never_shows_the_access_token(
     client.force_login(admin_user)
     html = client.get(reverse("admin:workers_worker_change", args=[worker.pk])).content
     assert b"tok-very-secret-123" not in html
-    assert reverse("workers:console").encode() in html
+    assert reverse("console:console").encode() in html
 
 
 def test_the_admin_index_links_the_console_and_reads_well(client, admin_user):
     client.force_login(admin_user)
     html = client.get(reverse("admin:index")).content.decode()
-    assert "Notebook Workers" in html and reverse("workers:console") in html
+    assert "Notebook Workers" in html and reverse("console:console") in html
     assert "Resource classes" in html and "classs" not in html

@@ -11,15 +11,15 @@ from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_GET, require_POST
 
-from workers import console_actions, console_runtime
-from workers.selectors import (
+from console import actions, runtime
+from console.selectors import (
     console_page,
     resource_class_usage,
     worker_detail,
     worker_row,
 )
 
-TEMPLATE = "workers/console.html"
+TEMPLATE = "console/console.html"
 
 
 @staff_member_required
@@ -32,7 +32,7 @@ def console(request: HttpRequest) -> HttpResponse:
     """
     page = console_page(user=request.user, data=request.GET)
     if page.is_valid and page.filterset.form.cleaned_data.get("runtime"):
-        console_runtime.attach_live_health(page.rows)
+        runtime.attach_live_health(page.rows)
     context = {
         "page": page,
         "classes": resource_class_usage(),
@@ -67,7 +67,7 @@ def detail(request: HttpRequest, worker_id: UUID) -> HttpResponse:
     info = worker_detail(user=request.user, worker_id=worker_id)
     if info is None:
         raise Http404("No such worker.")
-    context = {"info": info, "backend_view": console_runtime.backend_view(info.worker)}
+    context = {"info": info, "backend_view": runtime.backend_view(info.worker)}
     if request.htmx:
         return render(request, f"{TEMPLATE}#detail", context)
     return render(request, TEMPLATE, {**context, "standalone_detail": True})
@@ -81,9 +81,9 @@ def action(request: HttpRequest, worker_id: UUID, name: str) -> HttpResponse:
     Without htmx (a plain form post) it redirects back to the console.
     """
     worker = worker_row(user=request.user, worker_id=worker_id)
-    if worker is None or name not in console_actions.ACTIONS:
+    if worker is None or name not in actions.ACTIONS:
         raise Http404("No such worker or action.")
-    outcome = console_actions.run(name, worker=worker, actor=request.user)
+    outcome = actions.run(name, worker=worker, actor=request.user)
     if not request.htmx:
         return redirect(_safe_next(request))
     fresh = worker_row(user=request.user, worker_id=worker_id) or worker
@@ -95,4 +95,4 @@ def _safe_next(request: HttpRequest) -> str:
     target = request.POST.get("next", "")
     if url_has_allowed_host_and_scheme(target, {request.get_host()}):
         return target
-    return reverse("workers:console")
+    return reverse("console:console")

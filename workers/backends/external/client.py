@@ -12,7 +12,7 @@ from typing import Any
 
 import httpx
 
-from .base import (
+from ..base import (
     BackendError,
     ErrorCode,
     LaunchSpec,
@@ -21,8 +21,8 @@ from .base import (
     RuntimeBackend,
     RuntimeRef,
 )
-from .naming import MANAGED_SELECTOR
-from .spec import validate_spec
+from ..naming import MANAGED_SELECTOR
+from ..spec import validate_spec
 
 
 class ExternalBackend(RuntimeBackend):

@@ -10,8 +10,8 @@ intent than a default, and an empty page would look like "no failures".
 import django_filters
 from django.db.models import QuerySet
 
+from console.forms import ConsoleFilterForm
 from workers import states
-from workers.forms import ConsoleFilterForm
 from workers.models import Worker
 
 

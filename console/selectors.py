@@ -16,10 +16,10 @@ from django.http import QueryDict
 from django.urls import reverse
 from django.utils import timezone
 
+from console.filters import WorkerConsoleFilter
+from console.forms import Cursor
 from resource_classes.models import ResourceClass
 from workers import states
-from workers.filters import WorkerConsoleFilter
-from workers.forms import Cursor
 from workers.models import Worker, WorkerEvent, stale_q
 from workers.sanitize import sanitize, sanitize_data
 
@@ -182,7 +182,7 @@ def _flag(rows: list[Worker], now: datetime) -> list[Worker]:
     """Per-row values the template cannot compute cheaply: flags that need
     "now", and the row's URL prefix (one reverse() per page, not six per row).
     """
-    base = reverse("workers:console")
+    base = reverse("console:console")
     for worker in rows:
         worker.console_path = f"{base}{worker.id}/"
         worker.stale = worker.is_stale(now)

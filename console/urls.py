@@ -1,8 +1,8 @@
 from django.urls import path
 
-from workers import views
+from console import views
 
-app_name = "workers"
+app_name = "console"
 urlpatterns = [
     path("", views.console, name="console"),
     path("<uuid:worker_id>/", views.detail, name="detail"),

@@ -18,8 +18,8 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.template.loader import render_to_string
 
+from console.selectors import can_view_console, visibility_scope, worker_rows
 from workers.realtime import STAFF_GROUP, WorkerChanged
-from workers.selectors import can_view_console, visibility_scope, worker_rows
 
 COALESCE_SECONDS = 0.02
 # How long a socket trusts the staff flag it read; then it reads the user again.
@@ -32,7 +32,7 @@ def render_rows(*, user, worker_ids) -> str:
     """The row partial for each visible worker, ready for an OOB swap."""
     rows = worker_rows(user=user, worker_ids=worker_ids)
     return "".join(
-        render_to_string("workers/console.html#row", {"worker": w, "oob": True}).strip()
+        render_to_string("console/console.html#row", {"worker": w, "oob": True}).strip()
         for w in rows
     )
 

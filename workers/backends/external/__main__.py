@@ -1,4 +1,4 @@
-"""``python -m workers.gateway --port N --token T``: serve the runtime
+"""``python -m workers.backends.external --port N --token T``: serve the runtime
 gateway protocol with the local backend. ``--token`` may also come from
 ``$NOTEBOOK_RUNTIME_GATEWAY_TOKEN`` (keeps it out of ``ps``)."""
 
@@ -9,12 +9,12 @@ import os
 import signal
 import sys
 
+from workers.backends.external.server import Gateway, make_server
 from workers.backends.local import LocalBackend
-from workers.gateway import Gateway, make_server
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m workers.gateway")
+    parser = argparse.ArgumentParser(prog="python -m workers.backends.external")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument(

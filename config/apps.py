@@ -1,0 +1,8 @@
+from django.apps import AppConfig
+
+
+class ProjectConfig(AppConfig):
+    """The project package: settings, URLs, ASGI, Celery and ``manage.py serve``."""
+
+    name = "config"
+    verbose_name = "Notebook Fleet"
