@@ -8,10 +8,14 @@ PORT   ?= 8000
 
 .PHONY: install run test lint format bench clean
 
+# uv resolves and installs the dependencies in seconds where pip takes minutes;
+# it goes into the venv first, and plain pip stays the fallback if it fails.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	{ $(BIN)/pip install -q uv && \
+	  $(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev]'; } || \
+	{ echo "uv failed; installing with pip" && \
+	  $(BIN)/pip install -q --upgrade pip && $(BIN)/pip install -q -e '.[dev]'; }
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -24,9 +28,20 @@ run: install
 	$(BIN)/python manage.py seed_demo
 	$(BIN)/python manage.py serve --host $(HOST) --port $(PORT)
 
+.PHONY: demo-notebook-runtime-up demo-notebook-runtime-down
+## The product on the docker backend: a private Docker engine, a worker image
+## imported locally (no registry), the demo data; alice can start "analysis".
+demo-notebook-runtime-up: install
+	BIN=$(BIN) HOST=$(HOST) PORT=$(PORT) scripts/demo-notebook-runtime.sh up
+
+## Stop that server and remove its workers' containers (the engine stays up).
+demo-notebook-runtime-down:
+	BIN=$(BIN) HOST=$(HOST) PORT=$(PORT) scripts/demo-notebook-runtime.sh down
+
 ## Lint, then the whole suite (set DATABASE_URL / REDIS_URL / NOTEBOOK_RUNTIME_DOCKER_URL for the full run).
+## -rs prints the reason of every skip at the end.
 test: install lint
-	$(BIN)/pytest
+	$(BIN)/pytest -rs
 
 lint: install
 	$(BIN)/ruff check .

@@ -66,13 +66,13 @@ def launch(workspace) -> tuple[str, float]:
 def check_allocation() -> None:
     allocated = Worker.objects.filter(status__in=states.ALLOCATED_STATUSES)
     per_user = allocated.values("owner").annotate(n=Count("id"))
-    per_space = allocated.values("space").annotate(
-        units=Sum("gpu_units"), quota=Max("space__gpu_quota")
+    per_project = allocated.values("project").annotate(
+        units=Sum("gpu_units"), quota=Max("project__gpu_quota")
     )
     total = allocated.aggregate(units=Sum("gpu_units"))["units"] or 0
     limit = settings.NOTEBOOK_RUNTIME_MAX_WORKERS_PER_USER
     assert all(row["n"] <= limit for row in per_user), "per-user limit exceeded"
-    assert all(r["units"] <= r["quota"] for r in per_space), "quota exceeded"
+    assert all(r["units"] <= r["quota"] for r in per_project), "quota exceeded"
     assert total <= CAPACITY, "GPU capacity exceeded"
     print(f"no over-allocation: {total} of {CAPACITY} GPUs, quotas and limits hold")
 

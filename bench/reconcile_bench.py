@@ -42,7 +42,7 @@ def seed(total: int, drift: int, backend: FakeBackend) -> None:
         worker = Worker(
             name=f"bench-{n}",
             owner=owner,
-            space=project,
+            project=project,
             backend="local",
             status=status,
             status_changed_at=now,

@@ -7,6 +7,7 @@ seconds, options); embedded mode's in-process beat runs the same one.
 import os
 
 from celery import Celery
+from celery.signals import after_setup_logger, after_setup_task_logger
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
@@ -42,3 +43,16 @@ def beat_schedule() -> dict:
 @app.on_after_finalize.connect
 def _install_beat_schedule(sender, **kwargs) -> None:
     sender.conf.beat_schedule = beat_schedule()
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _sanitize_worker_logs(logger, **kwargs) -> None:
+    """A Celery worker that hijacks the root logger (plain log format)
+    writes through handlers of its own, without ``LOGGING``'s filters; give
+    them the sanitizing one too (task failure lines carry exception text)."""
+    from ops.logs import SanitizeFilter
+
+    for handler in logger.handlers:
+        if not any(isinstance(f, SanitizeFilter) for f in handler.filters):
+            handler.addFilter(SanitizeFilter())

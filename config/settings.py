@@ -6,9 +6,11 @@ the same task code as production. Set, it means channels-redis and a Redis
 broker shared by separate web, worker and beat processes.
 """
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 from django.core.management.utils import get_random_secret_key
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -49,25 +51,40 @@ INSTALLED_APPS = [
     "django_filters",
     "django_htmx",
     "template_partials",
+    "axes",
+    "csp",
+    # django-ninja's templates and vendored Swagger UI for /api/v1/docs.
+    "ninja",
     "accounts",
     "resource_classes",
     "workspaces",
     "workers",
     "console",
+    "proxy",
+    # /metrics, /readyz, request ids, JSON logs (issue 13).
+    "ops",
     # The project package itself: it owns the ``serve`` command.
     "config",
 ]
 
 MIDDLEWARE = [
+    # First: the request id is bound before anything logs; times the rest.
+    "ops.middleware.RequestContextMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "config.middleware.RejectNulBytesMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
+    "config.headers.ContentSecurityPolicyMiddleware",
+    "django_permissions_policy.PermissionsPolicyMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "config.headers.NoStoreForSignedInMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes requires: turns a lockout into the login page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -89,8 +106,12 @@ TEMPLATES = [
     },
 ]
 
+# An empty DATABASE_URL means the default too (an unset variable in a
+# compose file or a shell export often arrives as "").
 DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
+    "default": env.db_url_config(
+        env.str("DATABASE_URL", default="") or f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
+    )
 }
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # IMMEDIATE transactions serialise writers, which is what row locks give us
@@ -106,6 +127,11 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
+AUTHENTICATION_BACKENDS = [
+    # First: refuses a locked-out username+address before any password check.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "login"
@@ -141,7 +167,7 @@ WHITENOISE_USE_FINDERS = DEBUG
 SECURE_HTTPS = env.bool("SECURE_HTTPS", default=not DEBUG)
 SECURE_SSL_REDIRECT = SECURE_HTTPS
 # Container health checks talk plain HTTP to the process itself.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
 SESSION_COOKIE_SECURE = SECURE_HTTPS
 CSRF_COOKIE_SECURE = SECURE_HTTPS
 SECURE_HSTS_SECONDS = env.int(
@@ -158,21 +184,92 @@ SECURE_REFERRER_POLICY = "same-origin"
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
 
+# --- Login throttling (django-axes) ------------------------------------------
+# A username+address pair is locked after this many failed logins, for the
+# cool-off; a failure during the lockout starts the cool-off again, so the
+# wait shown on the login page is always the whole cool-off. Other users and
+# other addresses are unaffected. Behind a proxy every client has the
+# proxy's address, so the lock is then effectively per username.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+# Throttling needs only the failure records; a row per login would grow forever.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_LOCKOUT_CALLABLE = "accounts.lockout.login_locked_out"
+
+# --- Content-Security-Policy (django-csp) and Permissions-Policy --------------
+# No inline script or style anywhere and no eval (htmx is configured for it in
+# base.html); config.headers adds this host's ws:/wss: origin to connect-src.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
+# Features no page here uses, denied to the page and anything it embeds.
+PERMISSIONS_POLICY = {
+    feature: []
+    for feature in (
+        "accelerometer",
+        "camera",
+        "display-capture",
+        "geolocation",
+        "gyroscope",
+        "hid",
+        "idle-detection",
+        "magnetometer",
+        "microphone",
+        "midi",
+        "payment",
+        "publickey-credentials-get",
+        "screen-wake-lock",
+        "serial",
+        "usb",
+        "xr-spatial-tracking",
+    )
+}
+
 # --- Embedded mode vs Redis --------------------------------------------------
 REDIS_URL = env.str("REDIS_URL", default="")
 EMBEDDED_MODE = not REDIS_URL
 
 if REDIS_URL:
+    # channels-redis 4.x receives all of a process's socket messages through
+    # one BZPOPMIN at a time that blocks up to 5 s in Redis
+    # (``RedisChannelLayer.brpop_timeout``). redis-py 8 abandons any read
+    # after ``socket_timeout``, also 5 s by default: an idle wait timed out
+    # just before Redis answered and killed every idle socket at +5 s. The
+    # read timeout must exceed the blocking receive (a test asserts it); it
+    # still bounds a read from a Redis that stopped answering. Extra host
+    # keys reach redis-py's ``ConnectionPool.from_url`` unchanged.
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            # redis-py pools default to 100 connections and then raise; a
-            # burst of console sockets (a restart reconnecting every admin)
-            # joins groups concurrently, so allow more.
             "CONFIG": {
                 "hosts": [
                     {
                         "address": REDIS_URL,
+                        "socket_timeout": 15,
+                        "socket_connect_timeout": 5,
+                        "socket_keepalive": True,
+                        # A pooled connection idle this long is PINGed before
+                        # use: one cut by a Redis restart is replaced, not
+                        # failed on.
+                        "health_check_interval": 30,
+                        # Connections are held per command, not per socket
+                        # (the shared receive holds one): the pool bounds
+                        # commands in flight, i.e. a burst of handshakes.
+                        # Past it a handshake is refused (close 1013) and
+                        # the page retries.
                         "max_connections": env.int(
                             "CHANNEL_LAYER_MAX_CONNECTIONS", default=1000
                         ),
@@ -192,13 +289,30 @@ CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# The longest any task may run (each task's own limit is at most this).
 CELERY_TASK_TIME_LIMIT = 600
 CELERY_TASK_SOFT_TIME_LIMIT = 540
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Redis hands a message that was delivered but never acked (tasks ack late, so
+# a Celery worker killed mid-task leaves its message unacked) to another worker
+# after visibility_timeout. Derived, not chosen: it must exceed the longest
+# task's hard time limit, or a task still running is delivered twice; the
+# margin covers the worker's own shutdown. kombu's default (3600 s) left a lost
+# start waiting an hour. A lost start does not wait for it anyway:
+# reconcile_workers fails a start past its deadline
+# (NOTEBOOK_RUNTIME_START_TIMEOUT_SECONDS) and removes its runtime. A task
+# waiting for its countdown is held unacked too, so stop_worker leaves retries
+# that must wait longer than this to reconcile_workers.
+_visibility_margin_seconds = 60  # lower case: not a setting of its own
 # A request must fail fast with a clear error when the broker is down, not hang;
 # the in-memory transport polls, so poll often.
 CELERY_BROKER_TRANSPORT_OPTIONS = (
-    {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
+    {
+        "max_retries": 2,
+        "interval_start": 0,
+        "interval_step": 0.2,
+        "visibility_timeout": CELERY_TASK_TIME_LIMIT + _visibility_margin_seconds,
+    }
     if REDIS_URL
     else {"polling_interval": 0.1}
 )
@@ -259,23 +373,84 @@ NOTEBOOK_RUNTIME_DOCKER_EXTRA_BINDS = env.list(
 NOTEBOOK_RUNTIME_KUBE_NAMESPACE = env.str(
     "NOTEBOOK_RUNTIME_KUBE_NAMESPACE", default="notebooks"
 )
+# Kubernetes (issue 12). Labels every object with this id, so two control
+# planes sharing a namespace never list or reap each other's runtimes.
+NOTEBOOK_FLEET_INSTALLATION_ID = env.str(
+    "NOTEBOOK_FLEET_INSTALLATION_ID", default="default"
+)
+# The control plane's namespace (in a pod: its own, read from the service
+# account). Runtimes are refused in it; their NetworkPolicy admits ingress
+# only from its pods labelled notebook-fleet.io/runtime-access=true.
+NOTEBOOK_RUNTIME_KUBE_CONTROL_PLANE_NAMESPACE = env.str(
+    "NOTEBOOK_RUNTIME_KUBE_CONTROL_PLANE_NAMESPACE", default="notebook-fleet"
+)
+# "service" (control plane in the cluster) or "pod-ip".
+NOTEBOOK_RUNTIME_KUBE_ENDPOINT_MODE = env.str(
+    "NOTEBOOK_RUNTIME_KUBE_ENDPOINT_MODE", default="service"
+)
+# GPU resource name (a resource class's "GPU resource") -> DRA DeviceClass,
+# the driver owning its devices, the attribute domain CEL reads, and the GPU
+# nodes' tolerations / node selector. Empty: NVIDIA's DRA driver defaults
+# (nvidia.com/gpu -> gpu.nvidia.com, nvidia.com/mig -> mig.nvidia.com, both
+# of the gpu.nvidia.com driver). JSON, e.g. {"nvidia.com/gpu":
+# {"device_class": "gpu.nvidia.com", "driver": "gpu.nvidia.com",
+# "attribute_domain": "gpu.nvidia.com", "tolerations": [...],
+# "node_selector": {"nvidia.com/gpu.present": "true"}}}
+NOTEBOOK_RUNTIME_KUBE_GPU_PROFILES = env.json(
+    "NOTEBOOK_RUNTIME_KUBE_GPU_PROFILES", default={}
+)
+# hostUsers: false (user namespaces; Kubernetes 1.33+ and a runtime with
+# idmap mounts): a root shell is then root only inside its user namespace.
+NOTEBOOK_RUNTIME_KUBE_USER_NAMESPACES = env.bool(
+    "NOTEBOOK_RUNTIME_KUBE_USER_NAMESPACES", default=False
+)
+# Access mode of project volume PVCs (shared by a project's workspaces).
+NOTEBOOK_RUNTIME_KUBE_VOLUME_ACCESS_MODE = env.str(
+    "NOTEBOOK_RUNTIME_KUBE_VOLUME_ACCESS_MODE", default="ReadWriteMany"
+)
+# Optional PVC (ReadWriteMany, in the runtime namespace) every runtime mounts
+# at /opt/notebook-fleet/cache as its pip / conda download cache.
+NOTEBOOK_RUNTIME_KUBE_DEPENDENCY_CACHE_PVC = env.str(
+    "NOTEBOOK_RUNTIME_KUBE_DEPENDENCY_CACHE_PVC", default=""
+)
 NOTEBOOK_RUNTIME_GATEWAY_URL = env.str("NOTEBOOK_RUNTIME_GATEWAY_URL", default="")
 NOTEBOOK_RUNTIME_GATEWAY_TOKEN = env.str("NOTEBOOK_RUNTIME_GATEWAY_TOKEN", default="")
 
+# "plain" (human-readable, the default for `make run`) or "json" (one JSON
+# object per line with request_id, user_id and worker_id, for collectors).
+LOG_FORMAT = env.str("LOG_FORMAT", default="plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"},
+        "json": {"()": "ops.logs.JsonFormatter"},
     },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # Every record is sanitized and given the bound ids before any format.
+    "filters": {
+        "context": {"()": "ops.logs.ContextFilter"},
+        "sanitize": {"()": "ops.logs.SanitizeFilter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if LOG_FORMAT == "json" else "plain",
+            "filters": ["context", "sanitize"],
+        }
+    },
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    # celery is not pinned: it follows the configured level (LOG_LEVEL, or a
+    # worker's -l), so `celery worker -l info` shows each task received,
+    # succeeded and retried. The transport stays quiet below a warning.
     "loggers": {
-        "celery": {"level": "WARNING"},
         "kombu": {"level": "WARNING"},
         "kombu.connection": {"level": "ERROR"},
     },
 }
+
+# --- The API (/api/v1/) --------------------------------------------------------
+# Personal API tokens live at most this many days (the token page's maximum).
+NOTEBOOK_API_TOKEN_MAX_DAYS = env.int("NOTEBOOK_API_TOKEN_MAX_DAYS", default=365)
 
 # --- Worker lifecycle (issue 4) -----------------------------------------------
 # Effective GPU units per GPU model the platform may hand out at once, as JSON,
@@ -307,3 +482,21 @@ NOTEBOOK_RUNTIME_PROBE_INTERVAL_SECONDS = env.int(
 NOTEBOOK_RUNTIME_REAP_INTERVAL_SECONDS = env.int(
     "NOTEBOOK_RUNTIME_REAP_INTERVAL_SECONDS", default=60
 )
+
+# --- Workspace proxy /w/<workspace-id>/ (issue 10) -----------------------------
+# The pooled client towards runtimes: "aiohttp" or "httpx" (bench/proxy_bench.py).
+NOTEBOOK_PROXY_HTTP_CLIENT = env.str("NOTEBOOK_PROXY_HTTP_CLIENT", default="aiohttp")
+# An open socket re-checks its route at least this often (a logout, an
+# expired Access server grant); worker changes close it at once.
+NOTEBOOK_PROXY_RECHECK_SECONDS = env.float(
+    "NOTEBOOK_PROXY_RECHECK_SECONDS", default=30.0
+)
+# How long an admin's Access server grant to one worker lasts.
+NOTEBOOK_PROXY_GRANT_SECONDS = env.int("NOTEBOOK_PROXY_GRANT_SECONDS", default=3600)
+
+# --- Operations: /metrics, /readyz, logs (issue 13) -----------------------------
+# Prometheus scrapes /metrics with "Authorization: Bearer <METRICS_TOKEN>";
+# empty: only a staff session with "Can view worker" may read it.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# A Celery worker keeps the LOGGING handlers (JSON lines) instead of its own.
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT != "json"

@@ -3,6 +3,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from config import views
+from workspaces.api import api
 
 urlpatterns = [
     path("", views.home, name="home"),
@@ -12,4 +13,8 @@ urlpatterns = [
     path("admin/notebook-workers/", include("console.urls")),
     path("admin/", admin.site.urls),
     path("workspaces/", include("workspaces.urls")),
+    path("account/", include("accounts.urls")),
+    path("api/v1/", api.urls),
+    path("", include("ops.urls")),
+    path("", include("proxy.urls")),
 ]

@@ -8,6 +8,9 @@ a refusal into a message for the row. Nothing here changes a worker itself.
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from django.core.exceptions import PermissionDenied
+
+from console.selectors import can_manage_workers
 from workers import services
 from workers.models import Worker
 
@@ -57,11 +60,15 @@ ACTIONS: dict[str, Callable[[Worker, object], Outcome]] = {
 
 
 def run(name: str, *, worker: Worker, actor) -> Outcome:
-    """Run action ``name`` on ``worker`` as ``actor`` (a staff user).
+    """Run action ``name`` on ``worker`` as ``actor``.
 
-    A move the transition table forbids (the row was stale) answers 409
-    with the reason instead of a 500.
+    The permission is read again here, when the action runs, not taken from
+    the page the button was on. Raises ``PermissionDenied`` without it. A
+    move the transition table forbids (the row was stale) answers 409 with
+    the reason instead of a 500.
     """
+    if not can_manage_workers(actor, fresh=True):
+        raise PermissionDenied("You may no longer act on workers.")
     try:
         return ACTIONS[name](worker, actor)
     except services.InvalidTransition as exc:

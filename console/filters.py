@@ -25,12 +25,12 @@ class WorkerConsoleFilter(django_filters.FilterSet):
     backend = django_filters.ChoiceFilter(
         choices=Worker.Backend.choices, label="Backend", empty_label="Any backend"
     )
-    space = django_filters.UUIDFilter(field_name="space_id", label="Space ID")
+    project = django_filters.UUIDFilter(field_name="project_id", label="Space ID")
     user = django_filters.UUIDFilter(field_name="owner_id", label="User ID")
 
     class Meta:
         model = Worker
-        fields = ["status", "backend", "space", "user"]
+        fields = ["status", "backend", "project", "user"]
         form = ConsoleFilterForm
 
     def filter_status(self, queryset: QuerySet, name: str, value: list[str]):
@@ -45,6 +45,16 @@ class WorkerConsoleFilter(django_filters.FilterSet):
         if not self.form.cleaned_data.get("status") and not self.include_terminal:
             queryset = queryset.filter(status__in=sorted(states.ACTIVE_STATUSES))
         return queryset
+
+    @property
+    def statuses(self) -> frozenset[str]:
+        """The statuses the list can show (the summary counts these)."""
+        chosen = self.form.cleaned_data.get("status")
+        if chosen:
+            return frozenset(chosen)
+        if self.include_terminal:
+            return frozenset(states.STATUSES)
+        return states.ACTIVE_STATUSES
 
     @property
     def include_terminal(self) -> bool:

@@ -1,7 +1,7 @@
 """Validation for the Notebook Workers console's query string.
 
 The FilterSet in ``workers.filters`` builds its form on top of
-``ConsoleFilterForm``: the filters add status, backend, space and user, this
+``ConsoleFilterForm``: the filters add status, backend, project (Space ID) and user, this
 base adds the paging and display options that are not filters on a column.
 Bad input is reported next to its field and never silently reset.
 """
@@ -10,7 +10,7 @@ import base64
 import binascii
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django import forms
 
@@ -20,7 +20,7 @@ MAX_LIMIT = 1000
 # instead of "the last one wins", so a shared URL always means one thing.
 SINGLE_VALUED = (
     "backend",
-    "space",
+    "project",
     "user",
     "limit",
     "terminal",
@@ -42,16 +42,22 @@ class Cursor:
 
     @classmethod
     def decode(cls, text: str) -> "Cursor":
-        """Raises ValueError for anything that is not a cursor we made."""
+        """Raises ValueError for anything that is not a cursor we made.
+
+        ``encode`` only ever sees UTC times from the database, so any other
+        offset is a crafted link: Python accepts offsets up to ±23:59 that
+        PostgreSQL refuses with a DataError.
+        """
         try:
             padded = text + "=" * (-len(text) % 4)
             stamp, _, ident = base64.urlsafe_b64decode(padded).decode().partition("|")
             created_at = datetime.fromisoformat(stamp)
+            cursor = cls(created_at=created_at, id=uuid.UUID(ident))
         except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
             raise ValueError("not a cursor") from exc
-        if created_at.tzinfo is None:
-            raise ValueError("cursor without a time zone")
-        return cls(created_at=created_at, id=uuid.UUID(ident))
+        if created_at.utcoffset() != timedelta(0):
+            raise ValueError("cursor time is not in UTC")
+        return cursor
 
 
 class CursorField(forms.CharField):

@@ -17,6 +17,7 @@ from django.conf import settings
 
 from workers import states
 from workers.models import Worker
+from workers.probe import Health
 from workers.sanitize import sanitize
 
 log = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="console-runtime")
 
 @dataclass(frozen=True)
 class LiveHealth:
-    health: str  # ready | starting | error | unreachable
+    health: Health
     latency_ms: int | None = None
     message: str = ""
 
@@ -85,7 +86,9 @@ def _probe(targets: list[Worker]) -> list:
 
 def _live(report) -> LiveHealth:
     if report is None:
-        return LiveHealth("unreachable", message="The probe gave no answer in time.")
+        return LiveHealth(
+            Health.UNREACHABLE, message="The probe gave no answer in time."
+        )
     return LiveHealth(
         health=report.health,
         latency_ms=report.latency_ms,

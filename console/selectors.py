@@ -1,27 +1,34 @@
 """Reads for the Notebook Workers console. Nothing here writes.
 
-Every function takes the reading user and returns nothing to a non-staff
-user, so the page, its partials and the websocket consumer share one rule.
+Every function takes the reading user and returns nothing to a user who
+may not view the console (``can_view_console``), so the page, its partials
+and the websocket consumer share one rule.
 The list page costs a constant number of queries whatever the fleet size:
-two aggregates for the summary, one keyset-paged select for the rows
-(limit+1, no COUNT for paging) and two for the resource class usage.
+two for the summary (kept status counts and the stale rows), one
+keyset-paged select for the rows (limit+1, no COUNT for paging) and two
+for the resource class usage.
 """
 
-import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from django.db.models import Count, Q, QuerySet
+from django.db import connection
+from django.db.models import Count, Q, QuerySet, Sum
 from django.http import QueryDict
-from django.urls import reverse
 from django.utils import timezone
+from django.utils.timesince import timesince, timeuntil
 
 from console.filters import WorkerConsoleFilter
 from console.forms import Cursor
 from resource_classes.models import ResourceClass
 from workers import states
-from workers.models import Worker, WorkerEvent, stale_q
-from workers.sanitize import sanitize, sanitize_data
+from workers.models import (
+    Worker,
+    WorkerEvent,
+    WorkerStatusCount,
+    counts_kept,
+    stale_q,
+)
 
 # Columns the table never shows; the detail panel reads them on demand.
 ROW_DEFERRED = (
@@ -105,18 +112,48 @@ class ConsolePage:
         return query.urlencode()
 
 
-def can_view_console(user) -> bool:
-    return bool(user and user.is_authenticated and user.is_active and user.is_staff)
+VIEW_PERMISSION = "workers.view_worker"
+MANAGE_PERMISSION = "workers.manage_worker"
+# Django caches a user's permissions on the user object; a socket keeps one
+# user object for hours, so its re-checks drop these first.
+_PERMISSION_CACHES = ("_perm_cache", "_user_perm_cache", "_group_perm_cache")
+
+
+def can_view_console(user, *, fresh: bool = False) -> bool:
+    """Active staff holding ``workers.view_worker`` (superusers hold all).
+
+    Staff as well as the permission: the console is part of the admin site.
+    Reads the database unless the permissions are cached (call it from sync
+    code); ``fresh=True`` re-reads them.
+    """
+    return _console_permission(user, VIEW_PERMISSION, fresh=fresh)
+
+
+def can_manage_workers(user, *, fresh: bool = False) -> bool:
+    """May run the console's actions: view, plus ``workers.manage_worker``."""
+    return can_view_console(user, fresh=fresh) and user.has_perm(MANAGE_PERMISSION)
+
+
+def _console_permission(user, permission: str, *, fresh: bool) -> bool:
+    if not (user and user.is_authenticated and user.is_active and user.is_staff):
+        return False
+    if fresh:
+        for cache in _PERMISSION_CACHES:
+            if hasattr(user, cache):  # through a lazy user too
+                delattr(user, cache)
+    return user.has_perm(permission)
 
 
 def visibility_scope(user) -> str:
-    """Users with the same scope see the same rows (so may share a render).
-    Change this together with ``visible_workers``."""
-    return "staff" if can_view_console(user) else "none"
+    """Users with the same scope see the same rows, with the same buttons (so
+    may share a render). Change this together with ``visible_workers``."""
+    if not can_view_console(user):
+        return "none"
+    return "manage" if can_manage_workers(user) else "view"
 
 
 def visible_workers(*, user) -> QuerySet[Worker]:
-    """Every worker for active staff, nothing for anyone else."""
+    """Every worker for console viewers, nothing for anyone else."""
     if not can_view_console(user):
         return Worker.objects.none()
     return Worker.objects.all()
@@ -133,29 +170,52 @@ def console_page(*, user, data: QueryDict) -> ConsolePage:
         return page
     options = filterset.form.cleaned_data
     filtered = filterset.qs
-    page.summary = console_summary(filtered, now=page.now)
+    page.summary = console_summary(filterset, user=user, now=page.now)
     page.limit = options["limit"]
     page.rows, page.older = _keyset_page(filtered, options.get("before"), page.limit)
-    _flag(page.rows, page.now)
+    _flag(page.rows, page.now, manageable=can_manage_workers(user))
     return page
 
 
-def console_summary(queryset: QuerySet[Worker], *, now: datetime) -> Summary:
-    """Total, active, failed and stale workers in ``queryset``.
+def console_summary(filterset: WorkerConsoleFilter, *, user, now: datetime) -> Summary:
+    """Total, active, failed and stale workers the filters match.
 
-    Two aggregates, neither a per-row query: status counts, which PostgreSQL
-    answers from the status index alone, and the stale count, which reads
-    only the few starting/busy rows past their threshold. Folding the stale
-    filter into the first query forced a heap scan of every row (66 ms vs
-    33 ms for both at 100k workers).
+    The status counts come from ``WorkerStatusCount`` (at most 24 rows,
+    kept exact by triggers), so they cost the same at any fleet size, with
+    or without terminal workers. They count every worker, so they serve
+    only readers who see every worker and filters by status and backend;
+    a project or user filter counts that project's or user's rows (their
+    index). Stale reads only starting/busy rows past their threshold
+    through the (status, status_changed_at) index: bounded by the active
+    fleet, not by history, and it depends on "now", so it is not kept.
     """
-    queryset = queryset.order_by()
-    counts = queryset.aggregate(
-        total=Count("id"),
-        active=Count("id", filter=Q(status__in=sorted(states.ACTIVE_STATUSES))),
-        failed=Count("id", filter=Q(status=states.FAILED)),
+    queryset = filterset.qs.order_by()
+    options = filterset.form.cleaned_data
+    if _counts_answer(options, user):
+        by_status = _kept_counts(filterset.statuses, options.get("backend"))
+    else:
+        by_status = dict(queryset.values_list("status").annotate(n=Count("id")))
+    return Summary(
+        total=sum(by_status.values()),
+        active=sum(n for s, n in by_status.items() if s in states.ACTIVE_STATUSES),
+        failed=by_status.get(states.FAILED, 0),
+        stale=queryset.filter(stale_q(now)).count(),
     )
-    return Summary(**counts, stale=queryset.filter(stale_q(now)).count())
+
+
+def _counts_answer(options: dict, user) -> bool:
+    """Whether the kept counts are the answer (see ``console_summary``);
+    change together with ``visible_workers``."""
+    if options.get("project") or options.get("user"):
+        return False
+    return counts_kept(connection) and can_view_console(user)
+
+
+def _kept_counts(statuses, backend: str | None) -> dict[str, int]:
+    counts = WorkerStatusCount.objects.filter(status__in=sorted(statuses))
+    if backend:
+        counts = counts.filter(backend=backend)
+    return dict(counts.values_list("status").annotate(n=Sum("n")).order_by())
 
 
 def _keyset_page(
@@ -168,7 +228,7 @@ def _keyset_page(
             | Q(created_at=before.created_at, id__lt=before.id)
         )
     rows = list(
-        queryset.select_related("owner", "space", "resource_class")
+        queryset.select_related("owner", "project", "resource_class")
         .defer(*ROW_DEFERRED)
         .order_by("-created_at", "-id")[: limit + 1]
     )
@@ -178,18 +238,58 @@ def _keyset_page(
     return rows, Cursor(created_at=rows[-1].created_at, id=rows[-1].id)
 
 
-def _flag(rows: list[Worker], now: datetime) -> list[Worker]:
-    """Per-row values the template cannot compute cheaply: flags that need
-    "now", and the row's URL prefix (one reverse() per page, not six per row).
+# (slug, label, css class, confirmation): the buttons a manager sees, each
+# shown when the worker's predicate (a Worker property) holds.
+ROW_ACTIONS = (
+    ("can_stop", "stop", "Stop", "danger", "Stop this worker?"),
+    ("stop_failed", "retry-stop", "Retry stop", "danger", ""),
+    ("can_probe", "probe", "Probe now", "", ""),
+    ("can_start_again", "start-again", "Start again", "", ""),
+)
+
+
+def _flag(rows: list[Worker], now: datetime, *, manageable: bool) -> list[Worker]:
+    """Set what the row partial prints, as plain values: one attribute
+    lookup per cell instead of method calls, related-object walks and
+    ``timesince`` filters (the row is rendered 100 times per page and once
+    per live update). Flags that need "now", the row's URL prefix and the
+    buttons the reader may use.
     """
-    base = reverse("console:console")
     for worker in rows:
-        worker.console_path = f"{base}{worker.id}/"
+        # Relative to the console page, the only page that shows rows.
+        worker.console_path = f"{worker.id}/"
+        worker.manageable = manageable
         worker.stale = worker.is_stale(now)
         worker.action_overdue = bool(
             worker.next_action_at and worker.next_action_at <= now
         )
+        worker.owner_name = worker.owner.get_username()
+        worker.project_name = worker.project.name if worker.project else ""
+        worker.class_name = (
+            worker.resource_class.display_name if worker.resource_class else ""
+        )
+        worker.age = timesince(worker.created_at, now, depth=1)
+        worker.activity = _ago(worker.last_activity_at, now)
+        worker.checked = _ago(worker.health_checked_at, now)
+        worker.due = _due(worker, now)
+        worker.actions = _actions(worker) if manageable else ()
     return rows
+
+
+def _ago(moment: datetime | None, now: datetime) -> str:
+    return f"{timesince(moment, now, depth=1)} ago" if moment else ""
+
+
+def _due(worker: Worker, now: datetime) -> str:
+    if not worker.next_action_at:
+        return ""
+    if worker.action_overdue:
+        return "due now"
+    return f"in {timeuntil(worker.next_action_at, now, depth=1)}"
+
+
+def _actions(worker: Worker) -> list[tuple[str, str, str, str]]:
+    return [action for shown, *action in ROW_ACTIONS if getattr(worker, shown)]
 
 
 def resource_class_usage() -> list[ResourceClass]:
@@ -226,16 +326,21 @@ def worker_rows(*, user, worker_ids) -> list[Worker]:
     """Several rows in one query (the websocket flushes bursts this way)."""
     rows = (
         visible_workers(user=user)
-        .select_related("owner", "space", "resource_class")
+        .select_related("owner", "project", "resource_class")
         .defer(*ROW_DEFERRED)
         .filter(pk__in=list(worker_ids))
         .order_by("-created_at", "-id")
     )
-    return _flag(list(rows), timezone.now())
+    return _flag(list(rows), timezone.now(), manageable=can_manage_workers(user))
 
 
 @dataclass
 class WorkerDetail:
+    """The expanded panel's data, as stored. Secret-bearing values are shown
+    only through the ``redact`` / ``redact_json`` filters with the worker's
+    own token (``worker.access_token``): the one display path every page
+    uses, so nothing here sanitizes a second, different way."""
+
     worker: Worker
     events: list[WorkerEvent]
     error_detail: str
@@ -254,68 +359,44 @@ class WorkerDetail:
         return [(label, self.snapshot[key]) for key, label in SNAPSHOT_LABELS
                 if key in self.snapshot]  # fmt: skip
 
-    @property
-    def launch_json(self) -> str:
-        return _pretty(self.launch)
-
-    @property
-    def runtime_ref_json(self) -> str:
-        return _pretty(self.runtime_ref)
-
-    @property
-    def gateway_metadata_json(self) -> str:
-        return _pretty(self.gateway_metadata)
-
-
-def _pretty(value) -> str:
-    return json.dumps(value, indent=2, sort_keys=True, default=str, ensure_ascii=False)
-
 
 def worker_detail(*, user, worker_id) -> WorkerDetail | None:
-    """The expanded panel: everything secret-bearing passes through sanitize.
-
-    The access token is read only to redact it wherever it was echoed.
-    """
+    """The expanded panel; the template redacts what it prints."""
     worker = (
         visible_workers(user=user)
-        .select_related("owner", "space", "resource_class", "workspace")
+        .select_related("owner", "project", "resource_class", "workspace")
         .filter(pk=worker_id)
         .first()
     )
     if worker is None:
         return None
-    secrets = (worker.access_token,)
     live = worker.resource_class
     return WorkerDetail(
         worker=worker,
-        events=_timeline(worker, secrets),
-        error_detail=sanitize(worker.error_detail, extra_secrets=secrets),
-        gateway_metadata=sanitize_data(worker.gateway_metadata, extra_secrets=secrets),
-        runtime_ref=sanitize_data(worker.runtime_ref, extra_secrets=secrets),
-        launch=_launch_summary(worker, secrets),
-        repository_scope=sanitize_data(worker.repository_scope, extra_secrets=secrets),
+        events=_timeline(worker),
+        error_detail=worker.error_detail,
+        gateway_metadata=worker.gateway_metadata or {},
+        runtime_ref=worker.runtime_ref or {},
+        launch=_launch_summary(worker),
+        repository_scope=worker.repository_scope or [],
         snapshot=worker.resource_snapshot or {},
         class_changed=bool(live and live.differs_from(worker.resource_snapshot or {})),
         class_missing=live is None and bool(worker.resource_snapshot),
-        endpoint=sanitize(worker.endpoint, extra_secrets=secrets),
+        endpoint=worker.endpoint,
     )
 
 
-def _timeline(worker: Worker, secrets: tuple[str, ...]) -> list[WorkerEvent]:
-    """The newest events, shown oldest first, reasons and data sanitized."""
-    recent = list(
+def _timeline(worker: Worker) -> list[WorkerEvent]:
+    """The newest events, shown oldest first."""
+    recent = (
         WorkerEvent.objects.filter(worker=worker)
         .select_related("actor")
         .order_by("-at", "-id")[:TIMELINE_LENGTH]
     )
-    for event in recent:
-        event.reason = sanitize(event.reason, extra_secrets=secrets)
-        event.data = sanitize_data(event.data, extra_secrets=secrets)
-    return recent[::-1]
+    return list(recent)[::-1]
 
 
-def _launch_summary(worker: Worker, secrets: tuple[str, ...]) -> dict:
+def _launch_summary(worker: Worker) -> dict:
     spec = worker.launch_spec or {}
     keys = ("image", "ide_kind", "base_url", "queue_name", "root_shell", "port")
-    picked = {k: spec[k] for k in keys if k in spec}
-    return sanitize_data(picked, extra_secrets=secrets)
+    return {k: spec[k] for k in keys if k in spec}

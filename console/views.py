@@ -1,31 +1,77 @@
 """Admin → Notebook Workers. Thin: selectors read, services write, one
 template (``workers/console.html``) whose named partials serve htmx."""
 
+from collections.abc import Callable
+from functools import wraps
 from uuid import UUID
 
 from django.conf import settings
-from django.contrib.admin.views.decorators import staff_member_required
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_GET, require_POST
 
 from console import actions, runtime
 from console.selectors import (
+    can_manage_workers,
+    can_view_console,
     console_page,
     resource_class_usage,
     worker_detail,
     worker_row,
 )
+from workers.sanitize import sanitize
 
 TEMPLATE = "console/console.html"
 
 
-@staff_member_required
+def _requires(allowed: Callable[[object], bool], refusal: str):
+    """Anonymous users go to the admin login; a signed-in user ``allowed``
+    refuses gets 403 with ``refusal`` (a login redirect would loop)."""
+
+    def decorator(view):
+        @wraps(view)
+        def checked(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+            if not request.user.is_authenticated:
+                login = reverse("admin:login")
+                return redirect_to_login(request.get_full_path(), login)
+            if not allowed(request.user):
+                raise PermissionDenied(refusal)
+            return view(request, *args, **kwargs)
+
+        return checked
+
+    return decorator
+
+
+viewer_required = _requires(
+    can_view_console,
+    "Notebook Workers needs staff status and the “Can view worker” "
+    "permission; ask an administrator for them.",
+)
+manager_required = _requires(
+    can_manage_workers,
+    "Acting on workers needs the “Can stop, retry, probe and start workers "
+    "again” permission; ask an administrator for it.",
+)
+
+
+@gzip_page
+@viewer_required
 @require_GET
 def console(request: HttpRequest) -> HttpResponse:
     """The page, or the part of it an htmx request targets.
+
+    Compressed when the client accepts it (~80 KB to ~10 KB for 100 rows).
+    The page carries the CSRF token; Django masks it per response and, since
+    4.2, pads gzip output with random bytes, both against BREACH. Only this
+    view: a site-wide GZipMiddleware would also buffer-compress the /w/
+    proxy's streamed responses.
 
     Bad filter input answers 400 with the page and the message next to the
     field; the rows are not shown rather than shown for other filters.
@@ -51,7 +97,7 @@ def _console_template(request: HttpRequest) -> str:
     return f"{TEMPLATE}#console_body"
 
 
-@staff_member_required
+@viewer_required
 @require_GET
 def row(request: HttpRequest, worker_id: UUID) -> HttpResponse:
     worker = worker_row(user=request.user, worker_id=worker_id)
@@ -60,7 +106,7 @@ def row(request: HttpRequest, worker_id: UUID) -> HttpResponse:
     return render(request, f"{TEMPLATE}#row", {"worker": worker})
 
 
-@staff_member_required
+@viewer_required
 @require_GET
 def detail(request: HttpRequest, worker_id: UUID) -> HttpResponse:
     """The expanded panel; without htmx, a page of its own."""
@@ -73,22 +119,29 @@ def detail(request: HttpRequest, worker_id: UUID) -> HttpResponse:
     return render(request, TEMPLATE, {**context, "standalone_detail": True})
 
 
-@staff_member_required
+@manager_required
 @require_POST
 def action(request: HttpRequest, worker_id: UUID, name: str) -> HttpResponse:
-    """Run one admin action and answer with the updated row.
+    """Run one admin action; answer with the updated row and, out of band,
+    the outcome in ``#action-outcome``, outside the row: the socket renders
+    the same row moments later, and must not erase the message.
 
-    Without htmx (a plain form post) it redirects back to the console.
+    Without htmx (a plain form post) the outcome becomes a flash message and
+    it redirects back to the console.
     """
     worker = worker_row(user=request.user, worker_id=worker_id)
     if worker is None or name not in actions.ACTIONS:
         raise Http404("No such worker or action.")
     outcome = actions.run(name, worker=worker, actor=request.user)
     if not request.htmx:
+        level = messages.SUCCESS if outcome.ok else messages.ERROR
+        text = f"Worker {worker.short_id}: {outcome.message}"
+        messages.add_message(request, level, sanitize(text))
         return redirect(_safe_next(request))
     fresh = worker_row(user=request.user, worker_id=worker_id) or worker
     context = {"worker": fresh, "outcome": outcome}
-    return render(request, f"{TEMPLATE}#row", context, status=outcome.http_status)
+    template = f"{TEMPLATE}#action_result"
+    return render(request, template, context, status=outcome.http_status)
 
 
 def _safe_next(request: HttpRequest) -> str:

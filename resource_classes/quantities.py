@@ -1,19 +1,27 @@
 """Kubernetes resource quantities ("500m", "2Gi") to canonical integers.
 
-Parsing is the kubernetes client's own ``parse_quantity``; this module only
-adds the rules we need on top: positive, whole millicores / bytes, and errors
-that say what was wrong.
+We accept the form people write (a plain positive number with an optional SI
+or binary suffix) and scale it as Kubernetes does (``k8s.io/apimachinery``'s
+``resource.Quantity``), with the rules we need on top: positive, whole
+millicores / bytes, and errors that say what was wrong. Not the kubernetes
+client's ``parse_quantity``: importing it loads the whole client package (and
+through it jsonschema's grammar), seconds at every process start, for a
+multiplication.
 """
 
 import math
 import re
 from decimal import Decimal
 
-from kubernetes.utils.quantity import parse_quantity
-
-# parse_quantity tolerates signs and exponents; we accept a plain positive
-# number with an optional SI or binary suffix, the form people actually write.
-_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$")
+_FACTORS = {
+    "m": Decimal("0.001"),
+    "": Decimal(1),
+    **{unit: Decimal(1000**n) for n, unit in enumerate("kMGTPE", start=1)},
+    **{f"{unit}i": Decimal(1024**n) for n, unit in enumerate("KMGTPE", start=1)},
+}
+_QUANTITY = re.compile(
+    r"^(?P<number>[0-9]+(\.[0-9]+)?)(?P<unit>m|k|M|G|T|P|E|Ki|Mi|Gi|Ti|Pi|Ei)?$"
+)
 
 
 class QuantityError(ValueError):
@@ -24,15 +32,13 @@ def parse(value: str, *, what: str) -> Decimal:
     text = (value or "").strip()
     if text.startswith("-") and _QUANTITY.match(text[1:]):
         raise QuantityError(f"{what}: must be greater than zero (got {value!r}).")
-    if not _QUANTITY.match(text):
+    match = _QUANTITY.match(text)
+    if not match:
         raise QuantityError(
             f"{what}: {value!r} is not a Kubernetes quantity; "
             "write a positive number with an optional unit, e.g. 500m, 2, 512Mi, 4Gi."
         )
-    try:
-        amount = parse_quantity(text)
-    except ValueError as exc:  # pragma: no cover - the regex is stricter
-        raise QuantityError(f"{what}: {value!r} is not a Kubernetes quantity.") from exc
+    amount = Decimal(match["number"]) * _FACTORS[match["unit"] or ""]
     if amount <= 0:
         raise QuantityError(f"{what}: must be greater than zero (got {value!r}).")
     return amount

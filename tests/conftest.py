@@ -9,13 +9,25 @@ import os
 import socket
 from urllib.parse import urlparse
 
+import hypothesis  # noqa: F401 - see below
 import pytest
+
+# hypothesis is imported here, before any test starts a server thread: its
+# pytest plugin would otherwise import it at the terminal summary, and that
+# import runs ast.parse (@composite). On CPython < 3.11.8 the AST
+# constructor's recursion counter is shared by all threads (gh-106905), so a
+# thread formatting a traceback at that moment (3.11's error carets parse
+# each line) made pytest exit 1 with "SystemError: AST constructor recursion
+# depth mismatch" after every test had passed.
 
 # Support modules that hold fixtures and asserts, imported by several tests.
 pytest.register_assert_rewrite(
     "tests.fakes",
     "tests.integration.lifecycle_support",
     "tests.integration.console_support",
+    "tests.integration.workspace_support",
+    "tests.integration.proxy_support",
+    "tests.integration.api_support",
 )
 
 from django.conf import settings  # noqa: E402
@@ -68,7 +80,8 @@ def _service_requirements(request):
 
 @pytest.fixture
 def personas(db):
-    """admin (superuser), manager (IDE_MANAGE), alice and bob (users)."""
+    """admin (superuser), operator (staff, views the console), manager
+    (IDE_MANAGE), alice and bob (users)."""
     from tests.factories import make_personas
 
     return make_personas()
@@ -94,3 +107,22 @@ def default_class(db):
     from tests.factories import ResourceClassFactory
 
     return ResourceClassFactory(id="small", is_default=True)
+
+
+@pytest.fixture
+def nothing_configured(settings, monkeypatch, tmp_path):
+    """No gateway URL, no Docker engine, no Kubernetes configuration: the
+    backends a demo row names cannot be built."""
+    from kubernetes.config import kube_config
+
+    from workers.backends import registry
+
+    settings.NOTEBOOK_RUNTIME_GATEWAY_URL = ""
+    settings.NOTEBOOK_RUNTIME_DOCKER_URL = ""
+    monkeypatch.setattr(registry, "DEFAULT_DOCKER_SOCKET", tmp_path / "no.sock")
+    monkeypatch.setattr(
+        kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(tmp_path / "no-config")
+    )
+    registry.reset()
+    yield
+    registry.reset()

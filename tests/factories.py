@@ -75,7 +75,7 @@ class WorkerFactory(factory.django.DjangoModelFactory):
         lambda w: w.workspace.name if w.workspace else "external"
     )
     owner = factory.LazyAttribute(lambda w: w.workspace.owner)
-    space = factory.LazyAttribute(
+    project = factory.LazyAttribute(
         lambda w: w.workspace.project if w.workspace else None
     )
     backend = "local"
@@ -91,13 +91,22 @@ class Personas:
     manager: User
     alice: User
     bob: User
+    operator: User
 
 
 def make_personas() -> Personas:
+    """The demo's personas (workspaces/demo.py), same names and permissions."""
     admin = UserFactory(username="admin", is_staff=True, is_superuser=True)
     manager = UserFactory(username="manager")
     manager.user_permissions.add(Permission.objects.get(codename="manage_ide"))
+    operator = UserFactory(username="operator", is_staff=True)
+    operator.user_permissions.add(
+        Permission.objects.get(
+            content_type__app_label="workers", codename="view_worker"
+        )
+    )
     return Personas(
+        operator=operator,
         admin=admin,
         manager=manager,
         alice=UserFactory(username="alice", first_name="Alice"),

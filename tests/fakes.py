@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
+import os
 import threading
 from collections import Counter
 from pathlib import Path
@@ -19,6 +20,7 @@ from workers.backends.base import (
     BackendError,
     ErrorCode,
     LaunchSpec,
+    ListedRuntime,
     Observation,
     Phase,
     RuntimeBackend,
@@ -31,7 +33,7 @@ class FakeBackend(RuntimeBackend):
     """Runtimes as records ``{worker_id: {"name", "phase", "observes"}}``.
 
     ``faults[method]`` is an exception raised by every call of ``method``
-    ("launch", "observe", "terminate", "list_managed") until cleared;
+    ("launch", "observe", "terminate", "list_runtimes") until cleared;
     ``unknown`` makes ``observe`` answer UNKNOWN; ``pending_observes`` is
     how many observes a new runtime stays PENDING; ``sticky`` makes
     ``terminate`` succeed without removing anything.
@@ -55,7 +57,11 @@ class FakeBackend(RuntimeBackend):
 
     def _write(self, state: dict) -> None:
         if self.path:
-            self.path.write_text(json.dumps(state))
+            # Readers outside the lock (a test polling ``calls``) must never
+            # see a half-written file: write aside, then rename over it.
+            partial = self.path.with_name(f"{self.path.name}.{os.getpid()}.tmp")
+            partial.write_text(json.dumps(state))
+            os.replace(partial, self.path)
         else:
             self._memory = state
 
@@ -112,6 +118,14 @@ class FakeBackend(RuntimeBackend):
         with self._state() as state:
             state["runtimes"].pop(str(worker_id), None)
 
+    def crash(self, worker_id, exit_code: int = 137) -> None:
+        """The runtime stops but stays listed (a killed process, an exited
+        container, a failed pod) until terminated."""
+        with self._state() as state:
+            runtime = state["runtimes"][str(worker_id)]
+            runtime["phase"] = str(Phase.FAILED)
+            runtime["exit_code"] = exit_code
+
     def add_runtime(self, worker_id) -> dict:
         """A RUNNING runtime for ``worker_id`` (an orphan if no worker claims
         it); returns its ref as stored on a worker row."""
@@ -166,9 +180,17 @@ class FakeBackend(RuntimeBackend):
             if not state["flags"].get("sticky"):
                 state["runtimes"].pop(ref.worker_id, None)
 
-    def list_managed(self) -> list[RuntimeRef]:
-        self._call("list_managed")
-        return [self._ref(worker_id) for worker_id in self._read()["runtimes"]]
+    def list_runtimes(self) -> list[ListedRuntime]:
+        self._call("list_runtimes")
+        return [
+            ListedRuntime(
+                self._ref(worker_id),
+                Phase(runtime["phase"]),
+                f"exit code {runtime.get('exit_code')}",
+                runtime.get("exit_code"),
+            )
+            for worker_id, runtime in self._read()["runtimes"].items()
+        ]
 
     def logs(self, ref: RuntimeRef, tail: int = 100) -> str:
         return ""
@@ -231,7 +253,8 @@ class TaskRecorder:
         self.broken = False
         self._lock = threading.Lock()
 
-    def __call__(self, task_name: str, worker_id: str) -> None:
+    def __call__(self, task, worker_id: str) -> None:
+        task_name = task.__name__  # the Celery task object's function name
         if self.broken:
             raise ConnectionError(
                 "Error 111 connecting to 127.0.0.1:6379. Connection refused."

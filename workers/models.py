@@ -7,6 +7,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from workers import states
+from workers.probe import Health
 
 
 class WorkerQuerySet(models.QuerySet):
@@ -53,12 +54,8 @@ class Worker(models.Model):
         KUBERNETES = "kubernetes"
         EXTERNAL = "external"
 
-    class Health(models.TextChoices):
-        UNKNOWN = "", "unknown"
-        READY = "ready"
-        STARTING = "starting"
-        ERROR = "error"
-        UNREACHABLE = "unreachable"
+    # The probe's Health is the one enumeration; "" = never probed.
+    HEALTH_CHOICES = [("", "unknown"), *((h.value, h.value.title()) for h in Health)]
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     workspace = models.ForeignKey(
@@ -73,20 +70,20 @@ class Worker(models.Model):
     owner = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="workers"
     )
-    space = models.ForeignKey(
+    project = models.ForeignKey(
         "workspaces.Project",
         on_delete=models.SET_NULL,
         null=True,
         blank=True,
         related_name="workers",
-        verbose_name="space / project",
+        help_text="The project whose quota it counts against (its Space ID).",
     )
     backend = models.CharField(max_length=16, choices=Backend.choices)
     status = models.CharField(
         max_length=16, choices=Status.choices, default=Status.STARTING
     )
     health = models.CharField(
-        max_length=16, choices=Health.choices, blank=True, default=""
+        max_length=16, choices=HEALTH_CHOICES, blank=True, default=""
     )
     health_checked_at = models.DateTimeField(null=True, blank=True)
     health_latency_ms = models.PositiveIntegerField(null=True, blank=True)
@@ -143,6 +140,12 @@ class Worker(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        # view_worker (Django's default) opens the console; these gate what
+        # a console user may do beyond reading.
+        permissions = [
+            ("manage_worker", "Can stop, retry, probe and start workers again"),
+            ("access_server", "Can open a worker's notebook server"),
+        ]
         indexes = [
             models.Index(fields=["-created_at", "-id"], name="worker_recent"),
             models.Index(
@@ -155,7 +158,7 @@ class Worker(models.Model):
                 fields=["owner", "-created_at", "-id"], name="worker_owner_recent"
             ),
             models.Index(
-                fields=["space", "-created_at", "-id"], name="worker_space_recent"
+                fields=["project", "-created_at", "-id"], name="worker_project_recent"
             ),
             models.Index(
                 fields=["status", "status_changed_at"], name="worker_status_changed"
@@ -198,6 +201,26 @@ class Worker(models.Model):
         """A stop that errored: still stopping, with the error recorded."""
         return self.status == states.STOPPING and bool(self.error_code)
 
+    @property
+    def can_stop(self) -> bool:
+        """A stop may be requested: active and not already stopping."""
+        return self.status in states.ALLOCATED_STATUSES
+
+    @property
+    def can_probe(self) -> bool:
+        """The runtime should answer a health probe now."""
+        return self.status in states.PROBED_STATUSES
+
+    @property
+    def can_start_again(self) -> bool:
+        """Ended, and its workspace still exists to start from."""
+        return self.is_terminal and self.workspace_id is not None
+
+    @property
+    def can_access_server(self) -> bool:
+        """Its IDE is up, so an admin may open it through the proxy."""
+        return self.workspace_id is not None and self.can_probe
+
     def is_stale(self, now: datetime | None = None) -> bool:
         now = now or timezone.now()
         if self.status == states.STARTING:
@@ -211,6 +234,37 @@ class Worker(models.Model):
                 seconds=settings.NOTEBOOK_RUNTIME_STALE_BUSY_SECONDS
             )
         return False
+
+
+class WorkerStatusCount(models.Model):
+    """How many workers have each (status, backend): the console's summary
+    without counting rows, so it costs the same at any fleet size.
+
+    Kept on PostgreSQL by statement triggers on ``workers_worker`` (migration
+    0004) in the writer's own transaction: every writer keeps it exact (the
+    transition service, launch, the seeds, test factories, ``bulk_create``,
+    raw SQL) and no Python code writes it. Elsewhere (SQLite, dev only) it is
+    not kept and readers count rows instead (``counts_kept``).
+    """
+
+    status = models.CharField(max_length=16, choices=Worker.Status.choices)
+    backend = models.CharField(max_length=16, choices=Worker.Backend.choices)
+    n = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["status", "backend"], name="worker_status_count_key"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.status}/{self.backend}: {self.n}"
+
+
+def counts_kept(connection) -> bool:
+    """Whether ``WorkerStatusCount`` is maintained on this database."""
+    return connection.vendor == "postgresql"
 
 
 class WorkerEvent(models.Model):

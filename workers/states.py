@@ -15,10 +15,6 @@ FAILED = "failed"
 STATUSES = (STARTING, READY, BUSY, STOPPING, STOPPED, FAILED)
 ACTIVE_STATUSES = frozenset({STARTING, READY, BUSY, STOPPING})
 TERMINAL_STATUSES = frozenset({STOPPED, FAILED})
-# "Stale" = one of these for longer than its configured threshold.
-STALE_CANDIDATE_STATUSES = frozenset({STARTING, BUSY})
-# Workers that may have a runtime (reconcile keeps these; others are orphans).
-HOLDING_STATUSES = ACTIVE_STATUSES
 # Workers that count against the per-user limit, project GPU quotas, queue
 # deserved limits and GPU capacity. A stopping worker was released by the
 # control plane: counting it would let one failed stop block its owner.
@@ -81,4 +77,3 @@ NEXT_STOP_RETRY = "stop retry"
 NEXT_START_TIMEOUT = "start timeout"
 
 BACKENDS = ("local", "docker", "kubernetes", "external")
-HEALTHS = ("ready", "starting", "error", "unreachable")

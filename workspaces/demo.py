@@ -2,14 +2,25 @@
 
 Idempotent: every row has a fixed natural key or a uuid5 id, so a second run
 finds what the first made. Demo workers are historical rows on the docker,
-kubernetes and external backends; they are not backed by real runtimes.
+kubernetes and external backends; they are not backed by real runtimes. Each
+carries the launch spec its workspace gets today (built by the same code as a
+real start), so "Start again" reads it and says why its backend cannot run
+here; new workspaces start on the default backend (local: a JupyterLab
+process), so alice can start one for real.
+
+The periodic reapers act on these rows like on any others. The demo plan's
+window is opened around the time of seeding so the plan-window reaper leaves
+the plan-bound rows running; the stale start is failed by ``cleanup_stale``'s
+first pass (a minute after the server starts), and its timeline says so.
 """
 
 import json
 import secrets
 import uuid
-from datetime import timedelta
+from dataclasses import replace
+from datetime import datetime, timedelta
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 from django.conf import settings
 from django.contrib.auth.models import Permission
@@ -29,6 +40,7 @@ from workspaces.models import (
     Workspace,
     WorkspaceMount,
 )
+from workspaces.services import workspace_launch_request
 
 NAMESPACE = uuid.UUID("6f1d1f0e-8a59-4f7e-9d8b-2f3c9a1e0b42")
 
@@ -68,8 +80,10 @@ RESOURCE_CLASSES = [
         "idle_timeout_seconds": 1800,
     },
 ]
+# Who may do what: README "Who may do what".
 PERSONAS = [
     ("admin", {"is_staff": True, "is_superuser": True, "first_name": "Ada"}),
+    ("operator", {"is_staff": True, "first_name": "Otto"}),
     ("manager", {"first_name": "Morgan"}),
     ("alice", {"first_name": "Alice"}),
     ("bob", {"first_name": "Bob"}),
@@ -103,7 +117,29 @@ def seed_personas() -> dict[str, User]:
             user.save(update_fields=["password"])
         users[username] = user
     users["manager"].user_permissions.add(Permission.objects.get(codename="manage_ide"))
+    # Reads the console, cannot act on workers.
+    users["operator"].user_permissions.add(
+        Permission.objects.get(
+            content_type__app_label="workers", codename="view_worker"
+        )
+    )
     return users
+
+
+PLAN_TIMEZONE = "Europe/Berlin"
+WEEKDAY_HOURS = {"days": [0, 1, 2, 3, 4], "start": "08:00", "end": "20:00"}
+
+
+def demo_window_rules(now: datetime) -> list[dict]:
+    """The plan's weekday hours plus a session from an hour before seeding
+    to eight hours after (renewed on every run): a demo started at night or
+    at a weekend would otherwise see its plan-bound workers stopped by the
+    plan-window reaper within a minute, and the countdown banner has a
+    deadline to count down to."""
+    start = now.astimezone(ZoneInfo(PLAN_TIMEZONE)) - timedelta(hours=1)
+    end = start + timedelta(hours=9)
+    session = {"days": [start.weekday()], "start": f"{start:%H:%M}"}
+    return [WEEKDAY_HOURS, {**session, "end": f"{end:%H:%M}"}]
 
 
 def seed_platform(users: dict[str, User]) -> dict:
@@ -130,12 +166,11 @@ def seed_platform(users: dict[str, User]) -> dict:
             "default_cpu_limit": "4",
             "default_memory_limit": "16Gi",
             "window_kind": "weekly",
-            "window_timezone": "Europe/Berlin",
-            "window_rules": [
-                {"days": [0, 1, 2, 3, 4], "start": "08:00", "end": "20:00"}
-            ],
+            "window_timezone": PLAN_TIMEZONE,
         },
     )
+    plan.window_rules = demo_window_rules(timezone.now())
+    plan.save(update_fields=["window_rules"])
     plan.queues.add(interactive, batch)
     team, _ = Group.objects.get_or_create(
         slug="ml-team", defaults={"name": "ML Team", "allow_root": True}
@@ -326,19 +361,37 @@ def _status_timestamps(status: str, created, now) -> dict:
     return fields
 
 
+# Said in the timeline of rows whose state the reapers change soon after boot.
+DEMO_NOTES = {
+    "sweep-stale": "Demo: this start's task was lost, so the worker is stale. "
+    "cleanup_stale fails it on its first pass, a minute after the server starts.",
+}
+
+
+def _launch_spec(ws: Workspace, worker_id: uuid.UUID) -> dict:
+    """The spec a start of ``ws`` stores, as ``workspace_start`` builds it."""
+    request = workspace_launch_request(
+        workspace=ws, project=ws.project, plan=ws.project.plan
+    )
+    return replace(request.spec, worker_id=str(worker_id)).to_json()
+
+
 def seed_workers(workspaces: dict[str, Workspace]) -> list[Worker]:
     now = timezone.now()
     made = []
     for ws_name, key, backend, status, age, extra in DEMO_WORKERS:
         ws = workspaces[ws_name]
         rc = ws.resource_class
+        worker_id = demo_id(f"worker:{key}")
+        spec = _launch_spec(ws, worker_id)
         worker, created = Worker.objects.get_or_create(
-            id=demo_id(f"worker:{key}"),
+            id=worker_id,
             defaults={
+                "launch_spec": spec,
                 "workspace": ws,
                 "name": ws.name,
                 "owner": ws.owner,
-                "space": ws.project,
+                "project": ws.project,
                 "backend": backend,
                 "status": status,
                 "resource_class": rc,
@@ -364,12 +417,14 @@ def seed_workers(workspaces: dict[str, Workspace]) -> list[Worker]:
             },
         )
         if created:
-            _seed_events(worker)
+            _seed_events(worker, note=DEMO_NOTES.get(key, ""))
+        elif not worker.launch_spec:  # seeded before demo rows had a spec
+            Worker.objects.filter(pk=worker.pk).update(launch_spec=spec)
         made.append(worker)
     return made
 
 
-def _seed_events(worker: Worker) -> None:
+def _seed_events(worker: Worker, *, note: str) -> None:
     path = {
         "starting": ["starting"],
         "ready": ["starting", "ready"],
@@ -392,6 +447,15 @@ def _seed_events(worker: Worker) -> None:
             reason=worker.error_detail if status == "failed" else "demo data",
         )
         previous = status
+    if note:
+        WorkerEvent.objects.create(
+            worker=worker,
+            at=worker.created_at + timedelta(seconds=20 * len(path[worker.status])),
+            kind=WorkerEvent.Kind.AUTOMATION,
+            actor_type=WorkerEvent.Actor.SYSTEM,
+            actor_label="seed_demo",
+            reason=note,
+        )
 
 
 @transaction.atomic

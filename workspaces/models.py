@@ -256,6 +256,12 @@ class Volume(models.Model):
     )
     name = models.CharField(max_length=63, validators=[dns_label])
     size = models.CharField(max_length=32, default="10Gi")
+    storage_class = models.CharField(
+        max_length=253,
+        blank=True,
+        help_text="Kubernetes StorageClass of the volume's PVC; empty = the "
+        "cluster's default.",
+    )
 
     class Meta:
         ordering = ["project", "name"]
@@ -353,6 +359,13 @@ class Workspace(models.Model):
     def base_url(self) -> str:
         return f"/w/{self.id}/"
 
+    @property
+    def open_url(self) -> str:
+        """Where Open goes: the proxy seam ``/w/<id>/`` plus the IDE's path
+        (JupyterLab ``lab``, code-server its root, a custom image its own)."""
+        paths = {self.IdeKind.JUPYTERLAB: "lab", self.IdeKind.CODE_SERVER: ""}
+        return self.base_url + paths.get(self.ide_kind, self.proxy_path.lstrip("/"))
+
     def clean(self) -> None:
         errors = {}
         for field in ("cpu_limit", "memory_limit"):
@@ -380,6 +393,7 @@ class WorkspaceMount(models.Model):
     )
     volume = models.ForeignKey(Volume, on_delete=models.PROTECT, related_name="mounts")
     mount_path = models.CharField(max_length=200, validators=[mount_path])
+    read_only = models.BooleanField(default=False)
 
     class Meta:
         constraints = [

@@ -2,16 +2,22 @@
 
 from datetime import datetime
 
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 
 from workers import states
 from workers.models import Worker
 from workers.services.idle import idle_warning_starts_at
-from workspaces.models import Workspace
+from workspaces.models import Project, Workspace
 
 # What a user sees, derived from the workspace's current worker.
 USER_STATE = states.USER_STATE
+
+
+def projects_for(*, user) -> QuerySet[Project]:
+    """The projects ``user`` belongs to: personal ones and memberships."""
+    ids = Project.objects.filter(Q(personal_owner=user) | Q(members=user)).values("pk")
+    return Project.objects.filter(pk__in=ids).select_related("plan", "group")
 
 
 def workspace_list_for(*, user) -> QuerySet[Workspace]:

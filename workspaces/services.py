@@ -9,12 +9,16 @@ locked.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from resource_classes import quantities
+from resource_classes.models import ResourceClass
 from workers import states
 from workers.backends.base import LaunchSpec, Mount, Resources
 from workers.models import Worker
@@ -26,11 +30,19 @@ from workers.services import (
     worker_record_event,
     workers_request_stop,
 )
+from workers.services.errors import start_refused_while_active
 from workers.services.queueing import QUEUE_UNAVAILABLE
-from workspaces.models import Plan, Project, Workspace
-from workspaces.policy import check_launch_policy, is_plan_bound
-
-PLAN_WINDOW_EXPIRED = "Plan window expired"
+from workspaces.explain import PLAN_WINDOW_EXPIRED
+from workspaces.models import (
+    Plan,
+    Project,
+    SchedulingQueue,
+    Volume,
+    Workspace,
+    WorkspaceMount,
+)
+from workspaces.page_selectors import visible_workspaces
+from workspaces.policy import check_create_policy, check_launch_policy, is_plan_bound
 
 
 def _actor_type(workspace: Workspace, actor) -> str:
@@ -42,23 +54,7 @@ def workspace_start(*, workspace: Workspace, actor) -> Worker:
     the limit hit (policy, limits, quotas, an active worker already, or the
     task queue being unavailable); writes nothing on a refusal."""
     with transaction.atomic():
-        project = Project.objects.select_for_update().get(pk=workspace.project_id)
-        workspace = Workspace.objects.select_related(
-            "queue", "resource_class", "owner"
-        ).get(pk=workspace.pk)
-        if workspace.workers.filter(status__in=states.ACTIVE_STATUSES).exists():
-            raise LaunchRefused(
-                "workspace_active",
-                f"Workspace {workspace.name} is already running; stop it first.",
-            )
-        plan = Plan.objects.filter(pk=project.plan_id).first()
-        check_launch_policy(workspace=workspace, project=project, plan=plan)
-        request = workspace_launch_request(
-            workspace=workspace, project=project, plan=plan
-        )
-        worker = worker_launch(
-            request=request, actor=actor, actor_type=_actor_type(workspace, actor)
-        )
+        worker = _start_locked(workspace=workspace, actor=actor)
     worker.refresh_from_db()
     if worker.error_code == QUEUE_UNAVAILABLE:
         raise LaunchRefused(
@@ -66,6 +62,90 @@ def workspace_start(*, workspace: Workspace, actor) -> Worker:
             "The task queue is unavailable, so the workspace cannot start now; "
             "try again in a minute (the attempt is recorded as failed).",
         )
+    return worker
+
+
+def _start_locked(*, workspace: Workspace, actor) -> Worker:
+    """The body of a start, inside the caller's transaction."""
+    project = Project.objects.select_for_update().get(pk=workspace.project_id)
+    workspace = Workspace.objects.select_related(
+        "queue", "resource_class", "owner"
+    ).get(pk=workspace.pk)
+    active = (
+        workspace.workers.filter(status__in=states.ACTIVE_STATUSES)
+        .values_list("status", flat=True)
+        .first()
+    )
+    if active:
+        raise start_refused_while_active(
+            f"Workspace {workspace.name}", active, "workspace_active"
+        )
+    plan = Plan.objects.filter(pk=project.plan_id).first()
+    check_launch_policy(workspace=workspace, project=project, plan=plan)
+    request = workspace_launch_request(workspace=workspace, project=project, plan=plan)
+    return worker_launch(
+        request=request, actor=actor, actor_type=_actor_type(workspace, actor)
+    )
+
+
+def workspace_create(
+    *,
+    owner,
+    actor,
+    project: Project,
+    name: str,
+    ide_kind: str,
+    proxy_path: str,
+    image: str,
+    root_shell: bool,
+    queue: SchedulingQueue,
+    resource_class: ResourceClass,
+    gpu_count: int,
+    gpu_model: str,
+    gpu_sm_percentage: int,
+    cpu_limit: str,
+    memory_limit: str,
+    mounts: list[tuple[Volume, str]],
+) -> Worker:
+    """Create a workspace with its mounts and start it, in one transaction.
+
+    Every rule is checked here (``check_create_policy``, then the launch
+    policy and limits of ``workspace_start``); any refusal raises
+    ``LaunchRefused`` (``WorkspaceRefused`` with ``.field`` for one value)
+    and nothing is written. Empty CPU / memory take the plan's defaults. If
+    the task queue is down the workspace exists and its worker is failed
+    (Error, "Start again"): that is returned, not raised.
+    """
+    with transaction.atomic():
+        # The project lock serialises creates in a project: the name check holds.
+        Project.objects.select_for_update().filter(pk=project.pk).exists()
+        plan = Plan.objects.filter(pk=project.plan_id).first()
+        workspace = Workspace(
+            project=project,
+            owner=owner,
+            name=name,
+            ide_kind=ide_kind,
+            proxy_path=proxy_path if ide_kind == Workspace.IdeKind.CUSTOM else "",
+            image=image,
+            root_shell=root_shell,
+            queue=queue,
+            resource_class=resource_class,
+            gpu_count=gpu_count,
+            gpu_model=gpu_model if gpu_count else "",
+            gpu_sm_percentage=gpu_sm_percentage,
+            cpu_limit=cpu_limit or (plan.default_cpu_limit if plan else ""),
+            memory_limit=memory_limit or (plan.default_memory_limit if plan else ""),
+        )
+        check_create_policy(
+            workspace=workspace, project=project, plan=plan, mounts=mounts
+        )
+        workspace.save()
+        WorkspaceMount.objects.bulk_create(
+            WorkspaceMount(workspace=workspace, volume=volume, mount_path=path)
+            for volume, path in mounts
+        )
+        worker = _start_locked(workspace=workspace, actor=actor)
+    worker.refresh_from_db()
     return worker
 
 
@@ -81,14 +161,14 @@ def workspace_launch_request(
         name=workspace.name,
         backend=settings.NOTEBOOK_RUNTIME_DEFAULT_BACKEND,
         workspace_id=workspace.id,
-        space_id=project.id,
+        project_id=project.id,
         resource_class_id=workspace.resource_class_id,
         resource_snapshot=snapshot,
         gpu_units=workspace.effective_gpu_units,
         gpu_model=workspace.gpu_model if workspace.gpu_count else "",
         plan_bound=is_plan_bound(queue, plan),
         limits=LaunchLimits(
-            space_label=project.name,
+            project_label=project.name,
             gpu_quota=project.gpu_quota,
             queue_deserved_gpu_limit=queue.deserved_gpu_limit,
         ),
@@ -108,9 +188,17 @@ def _launch_spec(workspace: Workspace, snapshot: dict) -> LaunchSpec:
         access_token="",
         resources=_resources(workspace, snapshot),
         mounts=tuple(
-            Mount(volume=m.volume.name, path=m.mount_path)
+            Mount(
+                volume=m.volume.name,
+                path=m.mount_path,
+                read_only=m.read_only,
+                project_id=str(m.volume.project_id),
+                size_bytes=quantities.to_bytes(m.volume.size),
+                storage_class=m.volume.storage_class,
+            )
             for m in workspace.mounts.select_related("volume")
         ),
+        project_id=str(workspace.project_id),
         root_shell=workspace.root_shell,
         queue_name=queue.name,
         queue_priority=queue.priority,
@@ -181,6 +269,53 @@ def workspace_delete(*, workspace: Workspace, actor) -> None:
         workspace.delete()
 
 
+@dataclass
+class BulkDeleteResult:
+    deleted: list[str] = field(default_factory=list)  # workspace names
+    refused: list[tuple[str, str]] = field(default_factory=list)  # (what, why)
+
+
+def workspaces_delete(*, workspace_ids, actor) -> BulkDeleteResult:
+    """Delete each workspace ``actor`` may manage (own, or with IDE_MANAGE a
+    workspace of one of their projects), each authorized and deleted on its
+    own; the rest are refused with why, without saying whose they are."""
+    result = BulkDeleteResult()
+    for raw in dict.fromkeys(str(i) for i in workspace_ids):
+        try:
+            workspace = visible_workspaces(user=actor).filter(pk=raw).first()
+        except ValidationError:
+            workspace = None
+        if workspace is None:
+            result.refused.append(
+                (raw[:40], "no such workspace, or not one you may manage")
+            )
+            continue
+        workspace_delete(workspace=workspace, actor=actor)
+        result.deleted.append(f"{workspace.name} ({workspace.owner.get_username()})")
+    return result
+
+
+def workspace_switch_to_default_queue(*, workspace: Workspace, actor) -> Worker | None:
+    """Move ``workspace`` to the default queue (no plan window applies
+    there). If the plan window's reaper stopped its newest worker, start it
+    again in the default queue and return the new worker; else None.
+    Raises ``LaunchRefused`` when that start is refused (the switch stays)."""
+    default = SchedulingQueue.default()
+    Workspace.objects.filter(pk=workspace.pk).update(queue=default)
+    workspace.queue = default
+    latest = workspace.workers.order_by("-created_at", "-id").first()
+    evicted = (
+        latest is not None
+        and latest.status == states.STOPPED
+        and latest.events.filter(
+            to_status=states.STOPPING, reason=PLAN_WINDOW_EXPIRED
+        ).exists()
+    )
+    if not evicted:
+        return None
+    return workspace_start(workspace=workspace, actor=actor)
+
+
 def workspaces_reap_plan_windows(*, now=None) -> dict:
     """Stop workers in plan-bound queues of plans whose window is closed
     (reason "Plan window expired"); the default queue is unaffected. For open
@@ -190,7 +325,7 @@ def workspaces_reap_plan_windows(*, now=None) -> dict:
     for plan in Plan.objects.exclude(window_kind=Plan.WindowKind.NONE):
         window = plan.window_state(now)
         bound = Worker.objects.filter(
-            status__in=states.ALLOCATED_STATUSES, plan_bound=True, space__plan=plan
+            status__in=states.ALLOCATED_STATUSES, plan_bound=True, project__plan=plan
         )
         if not window.open:
             stopped += workers_request_stop(

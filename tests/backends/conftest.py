@@ -71,9 +71,22 @@ class Harness:
     outage: Callable[[], contextlib.AbstractContextManager[RuntimeBackend]]
     spec_overrides: dict = field(default_factory=dict)
     drive_running: Callable[[LaunchSpec, RuntimeRef], None] = lambda spec, ref: None
+    # SIGKILL the runtime behind the backend's back (None: cannot here).
+    kill: Callable[[RuntimeRef], None] | None = None
 
     def spec(self, **overrides) -> LaunchSpec:
         return make_spec(**{**self.spec_overrides, **overrides})
+
+
+def wait_until(predicate: Callable[[], object], what: str, timeout: float = 60.0):
+    """Poll ``predicate`` until it returns something truthy and return that
+    (a functional wait, not a speed assertion); fail naming ``what``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if value := predicate():
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
 
 
 def wait_for_phase(
@@ -104,6 +117,11 @@ def _state_unreadable(backend: LocalBackend, tmp: Path) -> Iterator[LocalBackend
         backend.state_dir = original
 
 
+def kill_pid(ref: RuntimeRef) -> None:
+    """SIGKILL a local runtime's process (its pid is in the ref)."""
+    os.kill(ref.extra["pid"], signal.SIGKILL)
+
+
 @pytest.fixture(scope="module")
 def local_harness(tmp_path_factory) -> Iterator[Harness]:
     root = tmp_path_factory.mktemp("local")
@@ -112,7 +130,13 @@ def local_harness(tmp_path_factory) -> Iterator[Harness]:
         return LocalBackend(root / "workspaces", grace_seconds=3)
 
     backend = build()
-    yield Harness("local", backend, build, lambda: _state_unreadable(backend, root))
+    yield Harness(
+        "local",
+        backend,
+        build,
+        lambda: _state_unreadable(backend, root),
+        kill=kill_pid,
+    )
     for ref in backend.list_managed():
         backend.terminate(ref)
 
@@ -150,9 +174,17 @@ def docker_harness() -> Iterator[Harness]:
             "unix:///nonexistent/notebook-fleet/docker.sock", network="host", timeout=2
         )
 
+    def kill(ref: RuntimeRef) -> None:
+        docker.DockerClient(base_url=url).containers.get(ref.name).kill("SIGKILL")
+
     backend = build()
     yield Harness(
-        "docker", backend, build, closed_socket, spec_overrides={"image": image}
+        "docker",
+        backend,
+        build,
+        closed_socket,
+        spec_overrides={"image": image},
+        kill=kill,
     )
     for ref in backend.list_managed():
         backend.terminate(ref)
@@ -179,7 +211,14 @@ def kube_backend(api: FakeKubeAPI, **options):
 
     options.setdefault("endpoint_mode", "pod-ip")
     options.setdefault("request_timeout", 1.0)
-    return KubernetesBackend(k8s.Configuration(host=api.url), **options)
+    backend = KubernetesBackend(k8s.Configuration(host=api.url), **options)
+    # What the deploy runs (manage.py kube_sync_priority_classes): the fake,
+    # like a real API server, refuses pods whose PriorityClass is missing.
+    if not api.names("priorityclasses"):
+        backend.priority_classes_sync(
+            [{"name": "default", "priority": 0, "preemptible": False}]
+        )
+    return backend
 
 
 @pytest.fixture(scope="module")
@@ -207,12 +246,26 @@ def kubernetes_harness(fake_kube) -> Iterator[Harness]:
         finally:
             fake_kube.delay = 0
 
+    def kill(ref: RuntimeRef) -> None:
+        """What kubelet reports for a SIGKILLed container of a
+        ``restartPolicy: Never`` pod."""
+        killed = {"exitCode": 137, "reason": "Error", "signal": 9}
+        fake_kube.set_pod_status(
+            ref.name,
+            phase="Failed",
+            podIP="127.0.0.1",
+            containerStatuses=[
+                {"name": "runtime", "ready": False, "state": {"terminated": killed}}
+            ],
+        )
+
     backend = kube_backend(fake_kube)
     yield Harness(
         "kubernetes",
         backend,
         lambda: kube_backend(fake_kube),
         slow_api,
+        kill=kill,
         spec_overrides={
             "workspace_id": workspace_id,
             "port": stub.port,
@@ -279,7 +332,8 @@ def external_harness(tmp_path_factory) -> Iterator[Harness]:
         finally:
             process.send_signal(signal.SIGCONT)
 
-    yield Harness("external", build(), build, hung_gateway)
+    # The gateway runs the runtime as a local process; its ref carries the pid.
+    yield Harness("external", build(), build, hung_gateway, kill=kill_pid)
     cleanup = LocalBackend(
         root / "workspaces", state_dir=root / "state", grace_seconds=3
     )

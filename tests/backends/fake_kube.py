@@ -1,7 +1,15 @@
 """A small, real HTTP server speaking enough of the Kubernetes API for the
-kubernetes backend's tests: create / get / list (label and field selectors)
-/ delete for pods, services, secrets, PVCs, events and resourceclaims, and
-pod logs. The real ``kubernetes`` client talks to it over TCP.
+kubernetes backend's tests: create / get / list / replace / delete for pods,
+services, secrets, PVCs, events, networkpolicies, resourceclaims,
+namespaces and priorityclasses, and pod logs. The real ``kubernetes``
+client talks to it over TCP.
+
+It checks what a real API server checks (``fake_kube_rules``): names, label
+keys and values (422), the OpenAPI schema, set-based selectors, Pod Security
+levels from namespace labels, a pod's PriorityClass. Every write bumps
+``resourceVersion``; a replace or a delete with a stale one answers 409. A
+pod that has been scheduled and is deleted gets ``deletionTimestamp`` and
+goes away ``grace_seconds`` later, as kubelet would make it.
 
 Tests drive it like a cluster would: ``set_pod_status`` moves a pod through
 phases, ``add_event`` records events, ``fail_next`` answers the next
@@ -18,13 +26,17 @@ import socket
 import threading
 import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.backends import fake_kube_rules as rules
+from tests.backends.jupyter_stub import LoopbackServer
+
 PATH = re.compile(
-    r"^/(?:api/v1|apis/(?P<group>[a-z0-9.]+)/v1)/namespaces/(?P<ns>[^/]+)/"
-    r"(?P<plural>[a-z]+)(?:/(?P<name>[^/]+))?(?P<log>/log)?$"
+    r"^/(?:api/v1|apis/(?P<group>[a-z0-9.]+)/v1)"
+    r"(?:/namespaces/(?P<ns>[^/]+))?"
+    r"(?:/(?P<plural>[a-z]+)(?:/(?P<name>[^/]+))?(?P<log>/log)?)?$"
 )
 KINDS = {
     "pods": "Pod",
@@ -33,42 +45,36 @@ KINDS = {
     "persistentvolumeclaims": "PersistentVolumeClaim",
     "events": "Event",
     "resourceclaims": "ResourceClaim",
+    "networkpolicies": "NetworkPolicy",
+    "priorityclasses": "PriorityClass",
+    "namespaces": "Namespace",
 }
+CLUSTER_SCOPED = {"priorityclasses", "namespaces"}
 
 
-def _matches(obj: dict, label_selector: str, field_selector: str) -> bool:
-    labels = obj.get("metadata", {}).get("labels") or {}
-    for term in filter(None, label_selector.split(",")):
-        key, _, value = term.partition("=")
-        if labels.get(key) != value:
-            return False
-    for term in filter(None, field_selector.split(",")):
-        key, _, value = term.partition("=")
-        current: Any = obj
-        for part in key.split("."):
-            current = (current or {}).get(part)
-        if current != value:
-            return False
-    return True
+def _stamp() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 class FakeKubeAPI:
-    def __init__(self) -> None:
+    def __init__(self, *, schema: bool = True, grace_seconds: float = 0.3) -> None:
         self.objects: dict[tuple[str, str, str], dict] = {}
         self.logs: dict[str, str] = {}
         self.requests: list[tuple[str, str]] = []
         self.failures: list[tuple[str, str, int, str]] = []
         self.delay = 0.0
-        self.lock = threading.Lock()
-        self.server: ThreadingHTTPServer | None = None
+        self.schema = schema
+        self.grace_seconds = grace_seconds
+        self.version = 0
+        self.lock = threading.RLock()
+        self.server: LoopbackServer | None = None
         self.connections: list[socket.socket] = []
 
     # --- lifecycle ----------------------------------------------------------
 
     def start(self) -> FakeKubeAPI:
         handler = type("Handler", (_Handler,), {"api": self})
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-        self.server.daemon_threads = True
+        self.server = LoopbackServer(("127.0.0.1", 0), handler)
         threading.Thread(
             target=self.server.serve_forever, args=(0.05,), daemon=True
         ).start()
@@ -80,15 +86,17 @@ class FakeKubeAPI:
 
     def stop(self) -> None:
         """Close the listening socket *and* every kept-alive connection, so
-        the client's pooled connections fail too, as in a real outage."""
+        the client's pooled connections fail too, as in a real outage; then
+        wait for the handler threads (a delayed answer finishes first)."""
         if self.server:
             self.server.shutdown()
-            self.server.server_close()
-            self.server = None
         for conn in self.connections:
             with contextlib.suppress(OSError):
                 conn.shutdown(socket.SHUT_RDWR)
         self.connections.clear()
+        if self.server:
+            self.server.server_close()
+            self.server = None
 
     # --- test controls ------------------------------------------------------
 
@@ -96,29 +104,49 @@ class FakeKubeAPI:
         self.failures.append((method, plural, status, message))
 
     def get(self, plural: str, name: str, namespace: str = "notebooks") -> dict | None:
+        namespace = "" if plural in CLUSTER_SCOPED else namespace
         return self.objects.get((plural, namespace, name))
 
     def put(self, plural: str, obj: dict) -> None:
+        """Store ``obj`` as is (what another client or kubelet made)."""
         meta = obj["metadata"]
-        self.objects[(plural, meta.get("namespace", "notebooks"), meta["name"])] = obj
+        namespace = (
+            "" if plural in CLUSTER_SCOPED else meta.get("namespace", "notebooks")
+        )
+        with self.lock:
+            meta["resourceVersion"] = self._next_version()
+            self.objects[(plural, namespace, meta["name"])] = obj
+
+    def names(self, plural: str) -> set[str]:
+        return {name for (p, _, name) in self.objects if p == plural}
 
     def set_pod_status(self, name: str, namespace: str = "notebooks", **status: Any):
         with self.lock:
-            self.objects[("pods", namespace, name)]["status"] = status
+            pod = self.objects[("pods", namespace, name)]
+            pod["status"] = status
+            if status.get("phase") != "Pending":
+                pod["spec"].setdefault("nodeName", "node-1")
+            pod["metadata"]["resourceVersion"] = self._next_version()
 
     def add_event(
-        self, pod: str, reason: str, message: str, namespace: str = "notebooks"
+        self,
+        pod: str,
+        reason: str,
+        message: str,
+        namespace: str = "notebooks",
+        kind: str = "Pod",
     ) -> None:
-        name = f"{pod}.{uuid.uuid4().hex[:8]}"
-        stamp = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         self.put(
             "events",
             {
-                "metadata": {"name": name, "namespace": namespace},
-                "involvedObject": {"kind": "Pod", "name": pod},
+                "metadata": {
+                    "name": f"{pod}.{uuid.uuid4().hex[:8]}",
+                    "namespace": namespace,
+                },
+                "involvedObject": {"kind": kind, "name": pod},
                 "reason": reason,
                 "message": message,
-                "lastTimestamp": stamp,
+                "lastTimestamp": _stamp(),
             },
         )
 
@@ -131,7 +159,9 @@ class FakeKubeAPI:
         match = PATH.match(path)
         if not match:
             return 404, _status(404, "NotFound", f"no route {path}")
-        ns, plural, name = match["ns"], match["plural"], match["name"]
+        ns, plural, name = match["ns"] or "", match["plural"], match["name"]
+        if plural is None:  # /api/v1/namespaces/<name>
+            plural, name, ns = "namespaces", ns, ""
         failure = self._take_failure(method, plural)
         if failure:
             return failure
@@ -142,7 +172,12 @@ class FakeKubeAPI:
             tail = int(query.get("tailLines", len(lines)))
             return 200, "".join(lines[-tail:] if tail else [])
         with self.lock:
-            return self._dispatch(method, plural, ns, name, query, body)
+            try:
+                return self._dispatch(method, plural, ns, name, query, body)
+            except rules.Invalid as exc:
+                return 422, _status(422, "Invalid", str(exc))
+            except rules.Forbidden as exc:
+                return 403, _status(403, "Forbidden", str(exc))
 
     def _take_failure(self, method: str, plural: str):
         for index, (m, p, status, message) in enumerate(self.failures):
@@ -155,41 +190,131 @@ class FakeKubeAPI:
         key = (plural, ns, name)
         if method == "POST":
             return self._create(plural, ns, body)
+        if method == "PUT":
+            return self._replace(key, body)
         if method == "GET" and name:
             obj = self.objects.get(key)
             return (200, obj) if obj else (404, _status(404, "NotFound", name))
         if method == "GET":
-            items = [
-                o
-                for (p, n, _), o in self.objects.items()
-                if p == plural
-                and n == ns
-                and _matches(
-                    o, query.get("labelSelector", ""), query.get("fieldSelector", "")
-                )
-            ]
-            return 200, {"kind": f"{KINDS[plural]}List", "items": items, "metadata": {}}
+            return 200, self._list(plural, ns, query)
         if method == "DELETE":
-            obj = self.objects.pop(key, None)
-            return (200, obj) if obj else (404, _status(404, "NotFound", name))
+            return self._delete(key, body or {})
         return 405, _status(405, "MethodNotAllowed", method)
+
+    def _list(self, plural: str, ns: str, query: dict) -> dict:
+        labels, fields = query.get("labelSelector", ""), query.get("fieldSelector", "")
+        items = [
+            o
+            for (p, n, _), o in self.objects.items()
+            if p == plural
+            and (n == ns or not ns)
+            and rules.label_matches(o.get("metadata", {}).get("labels") or {}, labels)
+            and rules.field_matches(o, fields)
+        ]
+        return {
+            "kind": f"{KINDS[plural]}List",
+            "apiVersion": "v1",
+            "items": items,
+            "metadata": {"resourceVersion": str(self.version)},
+        }
 
     def _create(self, plural: str, ns: str, body: dict):
         meta = body.setdefault("metadata", {})
-        key = (plural, ns, meta["name"])
+        key = (plural, ns, meta.get("name", ""))
+        rules.validate_object(plural, body, schema=self.schema)
         if key in self.objects:
             return 409, _status(
                 409, "AlreadyExists", f'{plural} "{meta["name"]}" already exists'
             )
+        if plural == "pods":
+            rules.admit_pod(
+                body,
+                self.objects.get(("namespaces", "", ns)),
+                self.names("priorityclasses"),
+            )
         meta.update(
-            namespace=ns,
             uid=str(uuid.uuid4()),
-            creationTimestamp=time.strftime("%Y-%m-%dT%H:%M:%SZ"),
+            creationTimestamp=_stamp(),
+            resourceVersion=self._next_version(),
         )
+        if ns:
+            meta["namespace"] = ns
         if plural == "pods":
             body["status"] = {"phase": "Pending"}
         self.objects[key] = body
         return 201, body
+
+    def _replace(self, key: tuple, body: dict):
+        current = self.objects.get(key)
+        if current is None:
+            return 404, _status(404, "NotFound", key[2])
+        rules.validate_object(key[0], body, schema=self.schema)
+        sent = body.get("metadata", {}).get("resourceVersion")
+        if sent != current["metadata"]["resourceVersion"]:
+            return 409, _status(
+                409,
+                "Conflict",
+                f'Operation cannot be fulfilled on {key[0]} "{key[2]}": the object '
+                "has been modified; please apply your changes to the latest "
+                "version and try again",
+            )
+        for field in ("uid", "creationTimestamp", "namespace", "deletionTimestamp"):
+            if field in current["metadata"]:
+                body["metadata"][field] = current["metadata"][field]
+        body["metadata"]["resourceVersion"] = self._next_version()
+        if "status" in current:
+            body["status"] = current["status"]
+        self.objects[key] = body
+        return 200, body
+
+    def _delete(self, key: tuple, options: dict):
+        obj = self.objects.get(key)
+        if obj is None:
+            return 404, _status(404, "NotFound", key[2])
+        wanted = (options.get("preconditions") or {}).get("resourceVersion")
+        if wanted and wanted != obj["metadata"]["resourceVersion"]:
+            return 409, _status(409, "Conflict", "precondition failed")
+        if key[0] == "pods" and self._graceful(obj):
+            if not obj["metadata"].get("deletionTimestamp"):
+                obj["metadata"]["deletionTimestamp"] = _stamp()
+                obj["metadata"]["deletionGracePeriodSeconds"] = 30
+                obj["metadata"]["resourceVersion"] = self._next_version()
+                timer = threading.Timer(self.grace_seconds, self._finish, (key,))
+                timer.daemon = True
+                timer.start()
+            return 200, obj
+        del self.objects[key]
+        return 200, obj
+
+    def _graceful(self, pod: dict) -> bool:
+        """A pod on a node with containers not yet ended stops gracefully;
+        an unscheduled or finished one is removed at once."""
+        phase = (pod.get("status") or {}).get("phase")
+        return bool(pod.get("spec", {}).get("nodeName")) and phase not in (
+            "Succeeded",
+            "Failed",
+        )
+
+    def finish_terminations(self) -> None:
+        """What kubelet does when the grace period ends: remove every pod
+        being deleted."""
+        with self.lock:
+            for key in [k for k, o in self.objects.items() if _deleting(o)]:
+                del self.objects[key]
+
+    def _finish(self, key: tuple) -> None:
+        with self.lock:
+            obj = self.objects.get(key)
+            if obj and obj["metadata"].get("deletionTimestamp"):
+                del self.objects[key]
+
+    def _next_version(self) -> str:
+        self.version += 1
+        return str(self.version)
+
+
+def _deleting(obj: dict) -> bool:
+    return bool(obj["metadata"].get("deletionTimestamp"))
 
 
 def _status(code: int, reason: str, message: str) -> dict:
@@ -242,6 +367,9 @@ class _Handler(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:  # noqa: N802
         self._serve("POST")
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self._serve("PUT")
 
     def do_DELETE(self) -> None:  # noqa: N802
         self._serve("DELETE")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
@@ -46,11 +47,61 @@ def test_it_runs_the_whole_lifecycle(harness: Harness):
         assert backend.observe(ref).phase == Phase.RUNNING
 
         rebuilt.terminate(restored)
-        assert backend.observe(ref).phase == Phase.NOT_FOUND
+        # Removal may take a grace period (a Kubernetes pod): TERMINATING,
+        # never RUNNING, until it is gone.
+        assert backend.observe(ref).phase in {Phase.TERMINATING, Phase.NOT_FOUND}
+        gone = wait_for_phase(backend, ref, {Phase.NOT_FOUND}, START_TIMEOUT)
+        assert gone.phase == Phase.NOT_FOUND
         rebuilt.terminate(restored)  # already gone: still fine
         assert spec.worker_id not in {r.worker_id for r in backend.list_managed()}
     finally:
         backend.terminate(ref)
+
+
+def test_it_lists_a_killed_runtime_as_stopped_with_its_exit_code(harness: Harness):
+    """A runtime SIGKILLed behind the backend's back stays listed, as
+    stopped, with how it ended, until terminate removes it: reconcile acts
+    on that (a listed runtime is not a running one)."""
+    if harness.kill is None:
+        pytest.skip(f"{harness.name}: no way to kill a runtime from here")
+    backend = harness.backend
+    spec = harness.spec()
+    ref = backend.launch(spec)
+    try:
+        harness.drive_running(spec, ref)
+        observation = wait_for_phase(
+            backend, ref, {Phase.RUNNING, Phase.FAILED}, START_TIMEOUT
+        )
+        assert observation.phase == Phase.RUNNING, (observation, backend.logs(ref))
+        assert _listed(backend, spec.worker_id).phase == Phase.RUNNING
+
+        harness.kill(ref)
+        listed = _wait_listed_exit(backend, spec.worker_id)
+        assert listed.stopped, listed
+        assert listed.exit_code == 137, listed
+        assert "137 (SIGKILL)" in listed.message
+        assert backend.observe(ref).phase == Phase.FAILED
+
+        backend.terminate(ref)
+        assert spec.worker_id not in {r.worker_id for r in backend.list_managed()}
+    finally:
+        backend.terminate(ref)
+
+
+def _listed(backend, worker_id: str):
+    return next(r for r in backend.list_runtimes() if r.ref.worker_id == worker_id)
+
+
+def _wait_listed_exit(backend, worker_id: str, timeout: float = 30.0):
+    """The worker's list entry once it shows an exit code (a functional
+    wait: the process is reaped and its code recorded a moment after it
+    dies), or the last entry seen."""
+    deadline = time.monotonic() + timeout
+    listed = _listed(backend, worker_id)
+    while listed.exit_code is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        listed = _listed(backend, worker_id)
+    return listed
 
 
 def test_it_observes_an_unknown_worker_as_not_found(harness: Harness):

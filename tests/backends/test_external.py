@@ -10,6 +10,7 @@ from tests.backends.conftest import TOKEN, make_spec, start_gateway
 from workers.backends.base import (
     BackendError,
     ErrorCode,
+    ListedRuntime,
     Observation,
     Phase,
     RuntimeBackend,
@@ -50,9 +51,9 @@ class ScriptedBackend(RuntimeBackend):
         self._maybe_raise("terminate")
         self.runtimes.pop(ref.worker_id, None)
 
-    def list_managed(self):
+    def list_runtimes(self):
         self._maybe_raise("list_managed")
-        return [self._ref(w) for w in self.runtimes]
+        return [ListedRuntime(self._ref(w), Phase.RUNNING) for w in self.runtimes]
 
     def logs(self, ref, tail=100):
         return "\n".join(f"line {i}" for i in range(tail))

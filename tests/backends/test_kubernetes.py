@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import pytest
+from kubernetes.client.exceptions import ApiException
 
 from tests.backends.conftest import kube_backend, make_spec
 from tests.backends.fake_kube import FakeKubeAPI
 from workers.backends import naming
-from workers.backends.base import BackendError, ErrorCode, Phase
-from workers.backends.kubernetes_manifests import is_gpu_bound
+from workers.backends.base import BackendError, ErrorCode, Mount, Phase
+from workers.backends.kubernetes_gpu import claim_shares
+from workers.backends.kubernetes_manifests import is_gpu_bound, secret_manifest
+from workers.backends.kubernetes_site import Site
 
 
 @pytest.fixture
@@ -27,35 +32,107 @@ def backend(api):
 
 def gpu_spec(**resources):
     base = make_spec()
-    return replace(
-        base,
-        resources=replace(
-            base.resources,
-            gpu_count=2,
-            gpu_model="RTX 5090",
-            gpu_sm_percentage=50,
-            gpu_resource_name="nvidia.com/gpu",
-            **resources,
-        ),
-    )
+    values = {
+        "gpu_count": 2,
+        "gpu_model": "RTX 5090",
+        "gpu_sm_percentage": 100,
+        "gpu_resource_name": "nvidia.com/gpu",
+        **resources,
+    }
+    return replace(base, resources=replace(base.resources, **values))
 
 
-def test_it_creates_claim_pod_service_and_secret_for_a_gpu_worker(api, backend):
+def other_installation(api, name="other"):
+    return kube_backend(api, site=Site(installation=name))
+
+
+def test_it_creates_claim_pod_service_secret_and_policy_for_a_gpu_worker(api, backend):
     spec = gpu_spec()
     ref = backend.launch(spec)
     claim = api.get("resourceclaims", naming.claim_name(spec.worker_id))
     request = claim["spec"]["devices"]["requests"][0]["exactly"]
     assert request["count"] == 2 and request["deviceClassName"] == "gpu.nvidia.com"
     assert "rtx 5090" in request["selectors"][0]["cel"]["expression"]
-    assert claim["metadata"]["labels"][naming.GPU_SM_KEY] == "50"
     pod = api.get("pods", ref.name)
     assert (
         pod["spec"]["resourceClaims"][0]["resourceClaimName"]
         == claim["metadata"]["name"]
     )
+    assert pod["spec"]["tolerations"] == [
+        {"key": "nvidia.com/gpu", "operator": "Exists"}
+    ]
     assert api.get("services", ref.name) and api.get("secrets", ref.name)
+    assert api.get("networkpolicies", ref.name)
+    for obj in (claim, pod, api.get("networkpolicies", ref.name)):
+        assert obj["metadata"]["labels"][naming.INSTALLATION_KEY] == "default"
     assert not is_gpu_bound({"metadata": pod["metadata"], "spec": {}})
     assert is_gpu_bound(pod)
+
+
+def shares_of(api):
+    return {
+        name: claim_shares(api.get("resourceclaims", name))
+        for name in api.names("resourceclaims")
+    }
+
+
+def test_two_half_gpu_workers_share_one_claim_released_by_the_last(api, backend):
+    specs = [gpu_spec(gpu_count=1, gpu_sm_percentage=50) for _ in range(3)]
+    refs = [backend.launch(spec) for spec in specs]
+    backend.launch(specs[0])  # again: same place, no second share
+    shares = shares_of(api)
+    assert sorted(map(len, shares.values())) == [1, 2]
+    pods = [api.get("pods", ref.name) for ref in refs]
+    assert pods[0]["spec"]["resourceClaims"] == pods[1]["spec"]["resourceClaims"]
+    env = {e["name"]: e.get("value") for e in pods[0]["spec"]["containers"][0]["env"]}
+    assert env["CUDA_MPS_ACTIVE_THREAD_PERCENTAGE"] == "50"
+    shared = api.get(
+        "resourceclaims", pods[0]["spec"]["resourceClaims"][0]["resourceClaimName"]
+    )
+    sharing = shared["spec"]["devices"]["config"][0]["opaque"]
+    assert sharing["driver"] == "gpu.nvidia.com"
+    assert sharing["parameters"]["sharing"]["strategy"] == "MPS"
+
+    backend.terminate(refs[0])
+    assert sorted(map(len, shares_of(api).values())) == [1, 1]
+    backend.terminate(refs[1])
+    backend.terminate(refs[2])
+    backend.terminate(refs[2])
+    assert api.names("resourceclaims") == set()
+
+
+def test_concurrent_shares_never_overfill_a_gpu(api, backend):
+    specs = [gpu_spec(gpu_count=1, gpu_sm_percentage=30) for _ in range(7)]
+    with ThreadPoolExecutor(7) as pool:
+        list(pool.map(backend.launch, specs))
+    shares = shares_of(api)
+    assert sum(len(s) for s in shares.values()) == 7
+    assert all(sum(s.values()) <= 100 for s in shares.values())
+    assert len(shares) == 3  # 3 + 3 + 1 workers of 30%
+
+
+def test_it_maps_an_mps_prepare_failure_to_device_class_unavailable(api, backend):
+    ref = backend.launch(gpu_spec(gpu_count=1, gpu_sm_percentage=50))
+    api.add_event(
+        ref.name,
+        "FailedPrepareDynamicResources",
+        "Failed to prepare dynamic resources: NodePrepareResources failed for "
+        "ResourceClaim nbf-shared-x: prepare devices failed: MPS sharing "
+        "requested but feature gate MPSSupport is not enabled",
+    )
+    observation = backend.observe(ref)
+    assert observation.phase == Phase.FAILED
+    assert observation.error_code == ErrorCode.DEVICE_CLASS_UNAVAILABLE
+    assert "MPSSupport" in observation.message
+
+
+def test_an_unknown_gpu_profile_fails_before_creating_anything(api, backend):
+    spec = gpu_spec(gpu_resource_name="amd.com/gpu")
+    with pytest.raises(BackendError) as raised:
+        backend.launch(spec)
+    assert raised.value.code == ErrorCode.DEVICE_CLASS_UNAVAILABLE
+    assert "NOTEBOOK_RUNTIME_KUBE_GPU_PROFILES" in raised.value.message
+    assert not api.names("secrets")
 
 
 def test_it_adopts_its_own_objects_and_refuses_foreign_ones(api, backend):
@@ -80,7 +157,19 @@ def test_it_adopts_its_own_objects_and_refuses_foreign_ones(api, backend):
     assert raised.value.code == ErrorCode.CONFLICT
 
 
-def test_it_lists_managed_pods_in_one_call(api, backend):
+def test_two_installations_in_one_namespace_never_touch_each_other(api, backend):
+    ours, theirs = make_spec(), make_spec()
+    other = other_installation(api)
+    backend.launch(ours)
+    other.launch(theirs)
+    assert [r.worker_id for r in backend.list_managed()] == [ours.worker_id]
+    assert [r.worker_id for r in other.list_managed()] == [theirs.worker_id]
+    with pytest.raises(BackendError) as raised:
+        other.launch(ours)  # same worker id, the other installation's objects
+    assert raised.value.code == ErrorCode.CONFLICT
+
+
+def test_it_lists_every_kind_in_one_call_each(api, backend):
     for _ in range(3):
         backend.launch(make_spec())
     api.put(
@@ -96,7 +185,170 @@ def test_it_lists_managed_pods_in_one_call(api, backend):
     before = len(api.requests)
     refs = backend.list_managed()
     assert len(refs) == 3
-    assert api.requests[before:] == [("GET", "/api/v1/namespaces/notebooks/pods")]
+    calls = api.requests[before:]
+    assert sorted(path.rsplit("/", 1)[1] for _, path in calls) == [
+        "networkpolicies",
+        "pods",
+        "resourceclaims",
+        "secrets",
+        "services",
+    ]
+    assert {method for method, _ in calls} == {"GET"}
+
+
+def test_it_lists_leftovers_of_a_half_finished_launch_and_removes_them(api, backend):
+    spec = make_spec()
+    api.fail_next("POST", "pods", 500, "etcdserver: request timed out")
+    with pytest.raises(BackendError):
+        backend.launch(spec)
+    assert api.get("secrets", naming.runtime_name(spec.worker_id))
+    (listed,) = [
+        r for r in backend.list_runtimes() if r.ref.worker_id == spec.worker_id
+    ]
+    assert listed.phase == Phase.NOT_FOUND and "leftover" in listed.message
+    backend.terminate(listed.ref)
+    assert spec.worker_id not in {r.worker_id for r in backend.list_managed()}
+    assert not api.names("secrets") and not api.names("networkpolicies")
+
+
+def test_a_deleted_pod_is_terminating_until_its_grace_period_ends(api, backend):
+    spec = make_spec()
+    ref = backend.launch(spec)
+    api.set_pod_status(ref.name, phase="Running", podIP="127.0.0.1")
+    api.grace_seconds = 600  # kubelet finishes below, not a timer
+    backend.terminate(ref)
+    backend.terminate(ref)  # again while terminating: fine
+    assert backend.observe(ref).phase == Phase.TERMINATING
+    (listed,) = backend.list_runtimes()
+    assert listed.phase == Phase.TERMINATING and listed.stopped
+    api.finish_terminations()
+    assert backend.observe(ref).phase == Phase.NOT_FOUND
+    assert backend.list_runtimes() == []
+
+
+def test_a_negative_queue_priority_makes_a_valid_label(api, backend):
+    spec = make_spec(queue_name="scavenger", queue_priority=-10, preemptible=True)
+    backend.priority_classes_sync(
+        [{"name": "scavenger", "priority": -10, "preemptible": True}]
+    )
+    ref = backend.launch(spec)
+    labels = api.get("pods", ref.name)["metadata"]["labels"]
+    assert labels[naming.QUEUE_PRIORITY_KEY] == "minus-10"
+
+
+def test_the_fake_rejects_invalid_labels_like_the_api_server(api, backend):
+    body = secret_manifest(make_spec())
+    body["metadata"]["labels"]["notebook-fleet.io/queue-priority"] = "-10"
+    with pytest.raises(ApiException) as raised:
+        backend._call(backend.core.create_namespaced_secret, "notebooks", body)
+    assert raised.value.status == 422
+    assert "a valid label must be" in raised.value.body
+    body["metadata"]["labels"] = {"bad key!": "x"}
+    with pytest.raises(ApiException):
+        backend._call(backend.core.create_namespaced_secret, "notebooks", body)
+
+
+def test_a_missing_priority_class_is_a_clear_error(api, backend):
+    with pytest.raises(BackendError) as raised:
+        backend.launch(make_spec(queue_name="gold", queue_priority=1000))
+    assert raised.value.code == ErrorCode.PRIORITY_CLASS_MISSING
+    assert "kube_sync_priority_classes" in raised.value.message
+
+
+def test_it_syncs_priority_classes_from_queues(api, backend):
+    queues = [
+        {"name": "gold", "priority": 1000, "preemptible": False},
+        {"name": "spot", "priority": -5, "preemptible": True},
+    ]
+    backend.priority_classes_sync(queues)
+    gold = api.get("priorityclasses", "notebook-fleet-gold")
+    spot = api.get("priorityclasses", "notebook-fleet-spot")
+    assert (gold["value"], gold["preemptionPolicy"]) == (1000, "PreemptLowerPriority")
+    assert (spot["value"], spot["preemptionPolicy"]) == (-5, "Never")
+    backend.priority_classes_sync([{**queues[0], "priority": 2000}])
+    assert api.get("priorityclasses", "notebook-fleet-gold")["value"] == 2000
+    backend.launch(make_spec(queue_name="gold", queue_priority=2000))
+
+
+@pytest.mark.parametrize(
+    ("level", "refused"), [("restricted", True), ("baseline", False)]
+)
+def test_pod_security_refuses_a_root_shell_only_under_restricted(
+    api, backend, level, refused
+):
+    api.put(
+        "namespaces",
+        {
+            "metadata": {
+                "name": "notebooks",
+                "labels": {"pod-security.kubernetes.io/enforce": level},
+            }
+        },
+    )
+    backend.launch(make_spec())  # non-root passes both
+    spec = make_spec(root_shell=True)
+    if not refused:
+        backend.launch(spec)
+        return
+    with pytest.raises(BackendError) as raised:
+        backend.launch(spec)
+    assert raised.value.code == ErrorCode.INVALID_SPEC
+    assert "baseline" in raised.value.message
+
+
+def test_user_namespaces_behind_a_setting(api):
+    backend = kube_backend(api, site=Site(user_namespaces=True))
+    ref = backend.launch(make_spec(root_shell=True))
+    assert api.get("pods", ref.name)["spec"]["hostUsers"] is False
+
+
+def test_runtimes_never_run_in_the_control_planes_namespace(api):
+    with pytest.raises(BackendError) as raised:
+        kube_backend(api, site=Site(namespace="fleet", control_plane_namespace="fleet"))
+    assert "own namespace" in raised.value.message
+
+
+def project_spec(project_id, *mounts):
+    return make_spec(project_id=project_id, mounts=mounts)
+
+
+def test_project_volumes_are_per_project_created_from_size_and_class(api, backend):
+    a, b = str(uuid.uuid4()), str(uuid.uuid4())
+    for project in (a, b):
+        mount = Mount(
+            "datasets",
+            "/data",
+            read_only=True,
+            project_id=project,
+            size_bytes=5 * 1024**3,
+            storage_class="fast",
+        )
+        ref = backend.launch(project_spec(project, mount))
+        pod = api.get("pods", ref.name)
+        (volume,) = [v for v in pod["spec"]["volumes"] if v["name"] == "mount-0"]
+        assert volume["persistentVolumeClaim"] == {
+            "claimName": naming.project_volume_name(project, "datasets"),
+            "readOnly": True,
+        }
+    names = api.names("persistentvolumeclaims")
+    assert names == {
+        naming.project_volume_name(a, "datasets"),
+        naming.project_volume_name(b, "datasets"),
+    }
+    pvc = api.get("persistentvolumeclaims", naming.project_volume_name(a, "datasets"))
+    assert pvc["spec"]["storageClassName"] == "fast"
+    assert pvc["spec"]["resources"]["requests"]["storage"] == str(5 * 1024**3)
+    assert pvc["spec"]["accessModes"] == ["ReadWriteMany"]
+
+
+def test_a_volume_of_another_project_is_never_mounted(api, backend):
+    mine, theirs = str(uuid.uuid4()), str(uuid.uuid4())
+    mount = Mount("datasets", "/data", project_id=theirs, size_bytes=1024**3)
+    with pytest.raises(BackendError) as raised:
+        backend.launch(project_spec(mine, mount))
+    assert raised.value.code == ErrorCode.INVALID_SPEC
+    assert "another project" in raised.value.message
+    assert not api.names("persistentvolumeclaims") and not api.names("pods")
 
 
 @pytest.mark.parametrize(
@@ -227,13 +479,17 @@ def test_it_says_unknown_on_a_5xx(api, backend):
     assert backend.observe(ref).phase == Phase.UNKNOWN
 
 
-def test_it_deletes_everything_but_the_workspace_volume(api, backend):
+def test_it_deletes_everything_but_the_volumes(api, backend):
     spec = gpu_spec(workspace_storage_bytes=10 * 1024**3)
     ref = backend.launch(spec)
     api.logs[ref.name] = "line 1\nline 2\n"
     assert backend.logs(ref, tail=2) == "line 1\nline 2\n"
     backend.terminate(ref)
-    left = {(plural, name) for plural, _, name in api.objects if plural != "events"}
+    left = {
+        (plural, name)
+        for plural, _, name in api.objects
+        if plural not in ("events", "priorityclasses")
+    }
     assert left == {
         ("persistentvolumeclaims", naming.workspace_volume_name(spec.workspace_id))
     }

@@ -143,7 +143,10 @@ def test_the_console_filters_expands_refreshes_and_updates_live(
     fleet, personas, asgi_server, browser_page
 ):
     """Fixture order matters: the data is written before Playwright starts
-    its event loop in this thread (Django refuses ORM calls under a loop)."""
+    its event loop in this thread (Django refuses ORM calls under a loop).
+    Waits use ``expect``: ``wait_for_function`` evals, which the CSP forbids."""
+    from playwright.sync_api import expect
+
     page, w = browser_page, {k: str(v.id) for k, v in fleet.items()}
     page.goto(f"{asgi_server}/login/?next=/admin/notebook-workers/")
     page.fill("input[name=username]", "admin")
@@ -154,13 +157,13 @@ def test_the_console_filters_expands_refreshes_and_updates_live(
 
     page.check("input[name=status][value=ready]")  # applies on change
     page.wait_for_url(re.compile(r"status=ready"))
-    page.wait_for_function("document.querySelectorAll('tr.worker-row').length == 2")
+    expect(page.locator("tr.worker-row")).to_have_count(2)
     assert rows(page) == {w["a_ready"], w["b_ready"]}
 
     page.fill("input[name=user]", str(personas.alice.id))
     page.click("#filters button[type=submit]")
     page.wait_for_url(re.compile(rf"user={personas.alice.id}"))
-    page.wait_for_function("document.querySelectorAll('tr.worker-row').length == 1")
+    expect(page.locator("tr.worker-row")).to_have_count(1)
     assert rows(page) == {w["a_ready"]}
 
     page.click(f"#worker-{w['a_ready']} a.expand")
@@ -171,9 +174,7 @@ def test_the_console_filters_expands_refreshes_and_updates_live(
     before = page.get_attribute("#last-refreshed", "datetime")
     page.evaluate("window.__sameDocument = true")
     page.click("#refresh")
-    page.wait_for_function(
-        f"document.querySelector('#last-refreshed').getAttribute('datetime') != '{before}'"
-    )
+    expect(page.locator("#last-refreshed")).not_to_have_attribute("datetime", before)
 
     in_thread(
         lambda: worker_transition(
@@ -199,3 +200,53 @@ def _screenshots(page) -> None:
     assert shot.stat().st_size > 10_000
     if os.environ.get("UPDATE_DOCS_SCREENSHOT"):
         shutil.copy(shot, ROOT / "docs" / "screenshot-notebook-workers.png")
+
+
+# Counts the socket's messages in a DOM attribute, so ``expect`` can wait for
+# them (``wait_for_function`` evals, which the Content-Security-Policy forbids).
+COUNT_SOCKET_MESSAGES = """
+document.body.dataset.wsMessages = "0";
+document.addEventListener("htmx:wsAfterMessage", () => {
+  document.body.dataset.wsMessages = String(Number(document.body.dataset.wsMessages) + 1);
+});
+"""
+
+
+def test_stop_shows_its_outcome_and_keeps_it_when_the_socket_renders_the_row(
+    fleet, asgi_server, browser_page
+):
+    """The POST answers with the row and, out of band, the message; the
+    socket then renders the same row (the stop's own publish, and any later
+    one). The message is outside the row, so no render can erase it."""
+    from playwright.sync_api import expect
+
+    from workers.realtime import publish_worker_changed
+
+    page, worker = browser_page, fleet["a_ready"]
+    row = page.locator(f"#worker-{worker.id}")
+    page.goto(f"{asgi_server}/login/?next=/admin/notebook-workers/")
+    page.fill("input[name=username]", "admin")
+    page.fill("input[name=password]", PASSWORD)
+    page.click("main button[type=submit], main input[type=submit]")
+    page.wait_for_selector("#live.is-open", timeout=10_000)
+    page.evaluate(COUNT_SOCKET_MESSAGES)
+    expect(row.locator(".badge.status-ready")).to_have_text("Ready")
+
+    page.on("dialog", lambda dialog: dialog.accept())  # hx-confirm
+    row.get_by_role("button", name="Stop").click()
+    outcome = page.locator("#action-outcome")
+    expect(outcome).to_contain_text(f"{worker.short_id}")
+    expect(outcome).to_contain_text("Stop requested.")
+    expect(row.locator(".badge.status-stopping")).to_have_text("Stopping")
+    body = page.locator("body")
+    expect(body).to_have_attribute("data-ws-messages", re.compile(r"^[1-9]"))
+    seen = int(body.get_attribute("data-ws-messages"))
+
+    in_thread(lambda: publish_worker_changed(worker.id, worker.owner_id))
+    expect(body).to_have_attribute("data-ws-messages", str(seen + 1))
+    expect(row.locator(".badge.status-stopping")).to_have_text("Stopping")
+    expect(outcome).to_contain_text("Stop requested.")
+    assert row.locator(".outcome").count() == 0
+    page.set_viewport_size({"width": 1400, "height": 900})
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / "console-after-stop.png"))

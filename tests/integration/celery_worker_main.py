@@ -3,10 +3,12 @@
     python -m tests.integration.celery_worker_main <fake-backend-state.json>
 
 It serves the shared file-backed ``FakeBackend`` (the test process sees the
-same runtimes) and consumes the Redis broker with a short visibility timeout
-so a message held by a killed worker comes back within seconds.
+same runtimes) and consumes the Redis broker with the production settings
+(the visibility timeout derived from the task time limits, the LOGGING of
+config.settings) at the log level in ``CELERY_TEST_LOGLEVEL`` (WARNING).
 """
 
+import os
 import sys
 
 import django
@@ -21,12 +23,7 @@ def main(state_path: str) -> None:
     backend = FakeBackend(state_path)
     runtime.override_backend("local", backend)
     runtime.override_probe(FakeProbe(backend))
-    app.conf.broker_transport_options = {
-        **(app.conf.broker_transport_options or {}),
-        "visibility_timeout": 3,
-        "unacked_restore_interval": 1,
-        "unacked_restore_throttle": 1,
-    }
+    loglevel = os.environ.get("CELERY_TEST_LOGLEVEL", "WARNING")
     app.worker_main(
         [
             "worker",
@@ -34,7 +31,7 @@ def main(state_path: str) -> None:
             "--without-heartbeat",
             "--without-mingle",
             "--without-gossip",
-            "--loglevel=WARNING",
+            f"--loglevel={loglevel}",
         ]
     )
 

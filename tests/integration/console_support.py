@@ -4,6 +4,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
+from django.test import Client
 from django.utils import timezone
 
 from tests.factories import ProjectFactory, WorkerFactory, WorkspaceFactory
@@ -15,8 +16,8 @@ CONSOLE = "/admin/notebook-workers/"
 @dataclass
 class Fleet:
     workers: list[Worker]
-    alice_space: object
-    bob_space: object
+    alice_project: object
+    bob_project: object
 
 
 def make_fleet(alice, bob) -> Fleet:
@@ -46,3 +47,34 @@ def make_fleet(alice, bob) -> Fleet:
         for ws, status, backend, extra in specs
     ]
     return Fleet(workers, a_ws.project, b_ws.project)
+
+
+# --- The console's websocket (tests/integration/test_console_socket.py) --------
+SOCKET = "/ws/admin/notebook-workers/"
+
+
+def login_cookie(client) -> bytes:
+    """The Cookie header of a test client's login session."""
+    return f"sessionid={client.cookies['sessionid'].value}".encode()
+
+
+def session_cookie(user) -> bytes:
+    """A new login session for ``user`` (call it through database_sync_to_async)."""
+    client = Client()
+    client.force_login(user)
+    return login_cookie(client)
+
+
+async def open_console_socket(cookie: bytes | None = None):
+    """The console socket on the real ASGI app: (communicator, accepted,
+    close code when refused)."""
+    from channels.testing import WebsocketCommunicator
+
+    from config.asgi import application
+
+    headers = [(b"origin", b"http://127.0.0.1")]
+    if cookie is not None:
+        headers.append((b"cookie", cookie))
+    socket = WebsocketCommunicator(application, SOCKET, headers=headers)
+    accepted, detail = await socket.connect(timeout=5)
+    return socket, accepted, None if accepted else detail

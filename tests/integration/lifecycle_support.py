@@ -25,6 +25,19 @@ def committed(execute: bool = True):
     return TestCase.captureOnCommitCallbacks(execute=execute)
 
 
+def start(workspace, fleet):
+    """Start ``workspace`` as its owner and run the queued tasks: the worker
+    as the start left it (ready with the fake backend), fresh from the
+    database."""
+    from workspaces.services import workspace_start
+
+    with committed():
+        worker = workspace_start(workspace=workspace, actor=workspace.owner)
+    fleet.tasks.run_all()
+    worker.refresh_from_db()
+    return worker
+
+
 def gpu_plan(*, models=("RTX 5090",), queues=(), **window) -> Plan:
     plan = Plan.objects.create(
         name=f"plan-{Plan.objects.count()}", allowed_gpu_models=list(models), **window

@@ -1,5 +1,6 @@
 """Admin → Notebook Workers: summary, filters, paging, access, escaping."""
 
+import base64
 import re
 import time
 
@@ -54,7 +55,10 @@ FILTERS = [
     ("backend=docker", lambda w, f: w.backend == "docker" and w.is_active),
     ("backend=local&terminal=on", lambda w, f: w.backend == "local"),
     ("user={alice}", lambda w, f: w.owner.username == "alice" and w.is_active),
-    ("space={bob_space}&terminal=on", lambda w, f: w.space_id == f.bob_space.id),
+    (
+        "project={bob_project}&terminal=on",
+        lambda w, f: w.project_id == f.bob_project.id,
+    ),
     ("status=starting&backend=kubernetes", lambda w, f: w.status == "starting"),
 ]
 
@@ -63,7 +67,7 @@ FILTERS = [
 def test_it_counts_and_lists_what_a_hand_count_finds(
     staff_client, fleet, alice, query, keep
 ):
-    query = query.format(alice=alice.id, bob_space=fleet.bob_space.id)
+    query = query.format(alice=alice.id, bob_project=fleet.bob_project.id)
     expected = hand_count(fleet.workers, lambda w: keep(w, fleet))
     response = staff_client.get(f"{CONSOLE}?{query}")
     assert response.status_code == 200
@@ -96,7 +100,7 @@ def test_keyset_pages_walk_the_whole_list_without_overlap(staff_client, fleet):
 
 BAD_INPUTS = [
     ("user=not-a-uuid", "user", "Enter a valid UUID."),
-    ("space=123", "space", "Enter a valid UUID."),
+    ("project=123", "project", "Enter a valid UUID."),
     ("limit=-5", "limit", "greater than or equal to 1"),
     ("limit=1000000000", "limit", "less than or equal to 1000"),
     ("limit=ten", "limit", "Enter a whole number."),
@@ -131,6 +135,41 @@ def test_a_damaged_paging_cursor_is_a_400_with_a_way_back(staff_client, fleet):
     assert "This paging link is damaged" in response.content.decode()
 
 
+def crafted_cursor(text: str) -> str:
+    return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
+
+
+SOME_ID = "0b7e2c1e-3f0c-4c7e-9a43-3b4f9d8b6a11"
+CRAFTED_CURSORS = [
+    crafted_cursor(f"2024-01-01T00:00:00+16:00|{SOME_ID}"),
+    crafted_cursor(f"2024-01-01T00:00:00-23:59|{SOME_ID}"),
+    crafted_cursor(f"2024-01-01T00:00:00+05:30|{SOME_ID}"),
+    crafted_cursor(f"2024-01-01T00:00:00|{SOME_ID}"),
+    crafted_cursor(f"99999-01-01T00:00:00+00:00|{SOME_ID}"),
+    crafted_cursor(f"9999-12-31T23:59:59-23:59|{SOME_ID}"),
+    crafted_cursor("2024-01-01T00:00:00+00:00|not-a-uuid"),
+    crafted_cursor("2024-01-01T00:00:00+00:00"),
+    crafted_cursor(f"yesterday|{SOME_ID}"),
+    base64.urlsafe_b64encode(b"\xff\xfe|\x00").decode(),
+    "%%%garbage%%%",
+    "A",
+]
+
+
+@pytest.mark.parametrize(
+    "cursor", CRAFTED_CURSORS, ids=[f"cursor{n}" for n in range(len(CRAFTED_CURSORS))]
+)
+def test_a_crafted_or_out_of_range_cursor_is_a_400_next_to_the_filters(
+    staff_client, fleet, cursor
+):
+    response = staff_client.get(CONSOLE, {"before": cursor})
+    assert response.status_code == 400
+    html = response.content.decode()
+    assert "These filters cannot be applied." in html
+    assert "This paging link is damaged" in html
+    assert response.context["page"].rows == []
+
+
 def test_htmx_requests_get_the_part_they_target(staff_client, fleet):
     results = staff_client.get(
         CONSOLE, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="results"
@@ -162,12 +201,17 @@ URLS = ["", "?terminal=on", "{id}/", "{id}/row/"]
 @pytest.mark.parametrize("path", URLS)
 @pytest.mark.parametrize("who", ["anonymous", "alice"])
 def test_non_staff_get_no_data(client, fleet, alice, path, who):
+    """Anonymous users are sent to log in; signed-in users without the
+    permission get 403 (test_console_permissions covers every persona)."""
     if who == "alice":
         client.force_login(alice)
     url = CONSOLE + path.format(id=fleet.workers[0].id)
     response = client.get(url, HTTP_HX_REQUEST="true", HTTP_HX_TARGET="results")
-    assert response.status_code == 302
-    assert response["Location"].startswith("/admin/login/")
+    if who == "alice":
+        assert response.status_code == 403
+    else:
+        assert response.status_code == 302
+        assert response["Location"].startswith("/admin/login/")
     assert b"a-ws" not in response.content
 
 
@@ -196,7 +240,7 @@ def test_hostile_text_is_escaped_and_secrets_never_rendered(
 
 
 def test_the_query_count_does_not_grow_with_the_rows(staff_client, default_class):
-    """Each factory worker has its own owner, space and workspace, so an
+    """Each factory worker has its own owner, project and workspace, so an
     N+1 on any of them would show."""
 
     def count() -> tuple[int, int]:

@@ -1,16 +1,24 @@
 """The console's websocket on the real ASGI app with the Redis channel layer:
-staff only, re-rendered rows as htmx out-of-band swaps, bursts coalesced."""
+staff only, re-rendered rows as htmx out-of-band swaps, bursts coalesced, and
+closed when its login session ends or its user may no longer see rows."""
 
 import asyncio
 
 import pytest
 from channels.db import database_sync_to_async
-from channels.testing import WebsocketCommunicator
+from django.contrib.sessions.models import Session
 from django.db import connections
 from django.test import Client
 
-from config.asgi import application
+from accounts.models import User
+from console import consumers
+from console.consumers import REFUSED, SIGNED_OUT
 from tests.factories import WorkerFactory
+from tests.integration.console_support import (
+    login_cookie,
+    open_console_socket,
+    session_cookie,
+)
 from workers.realtime import publish_worker_changed
 from workers.services import worker_transition
 
@@ -19,7 +27,6 @@ pytestmark = [
     pytest.mark.needs_postgres,
     pytest.mark.needs_redis,
 ]
-PATH = "/ws/admin/notebook-workers/"
 
 
 @pytest.fixture(autouse=True)
@@ -30,19 +37,11 @@ async def _close_consumer_connections():
     await database_sync_to_async(connections.close_all)()
 
 
-def session_cookie(user) -> bytes:
-    client = Client()
-    client.force_login(user)
-    return f"sessionid={client.cookies['sessionid'].value}".encode()
-
-
-async def connect(user=None) -> tuple[WebsocketCommunicator, bool]:
-    headers = [(b"origin", b"http://127.0.0.1")]
+async def connect(user=None):
+    cookie = None
     if user is not None:
         cookie = await database_sync_to_async(session_cookie)(user)
-        headers.append((b"cookie", cookie))
-    socket = WebsocketCommunicator(application, PATH, headers=headers)
-    connected, _ = await socket.connect(timeout=5)
+    socket, connected, _ = await open_console_socket(cookie)
     return socket, connected
 
 
@@ -73,7 +72,11 @@ async def test_staff_see_a_committed_status_change_as_an_oob_row(
     assert "&lt;b&gt;bold&lt;/b&gt;" in html and "<b>bold" not in html
 
 
-async def test_a_burst_goes_out_as_one_message(admin_user, default_class):
+async def test_a_burst_goes_out_as_one_message(admin_user, default_class, monkeypatch):
+    # A coalescing window wide enough that three publishes (each a thread
+    # hop, slow on a loaded machine) always land in it: the test is about the
+    # coalescing, not about how fast three publishes are.
+    monkeypatch.setattr(consumers, "COALESCE_SECONDS", 1.0)
     first, second = [
         await database_sync_to_async(WorkerFactory)(status="ready") for _ in range(2)
     ]
@@ -95,3 +98,68 @@ async def test_non_staff_sockets_are_refused(personas, default_class, who):
     await database_sync_to_async(publish_worker_changed)(worker.id, worker.owner_id)
     await asyncio.sleep(0.2)
     assert await socket.receive_nothing(timeout=0.2)
+
+
+def logged_in_client(user) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+async def test_logging_out_closes_that_sessions_sockets_at_once(
+    admin_user, default_class
+):
+    """Nothing is published: the logout alone closes the socket, and only
+    the sockets of that session (the same user's other browser stays)."""
+    client = await database_sync_to_async(logged_in_client)(admin_user)
+    socket, accepted, _ = await open_console_socket(login_cookie(client))
+    other, other_accepted, _ = await open_console_socket(
+        await database_sync_to_async(session_cookie)(admin_user)
+    )
+    assert accepted and other_accepted
+    response = await database_sync_to_async(client.post)("/logout/")
+    assert response.status_code == 302
+    assert await socket.receive_output(timeout=5) == {
+        "type": "websocket.close",
+        "code": SIGNED_OUT,
+    }
+    worker = await database_sync_to_async(WorkerFactory)(status="ready")
+    await database_sync_to_async(publish_worker_changed)(worker.id, worker.owner_id)
+    assert f'id="worker-{worker.id}"' in await other.receive_from(timeout=5)
+    assert await socket.receive_nothing(timeout=0.3)
+    await socket.disconnect()
+    await other.disconnect()
+
+
+def deactivate(user) -> None:
+    User.objects.filter(pk=user.pk).update(is_active=False)
+
+
+def end_sessions(user) -> None:
+    """The session is gone without a logout signal (expired, cleared)."""
+    Session.objects.all().delete()
+
+
+def remove_staff(user) -> None:
+    User.objects.filter(pk=user.pk).update(is_staff=False)
+
+
+@pytest.mark.parametrize(
+    ("change", "code"),
+    [(deactivate, SIGNED_OUT), (end_sessions, SIGNED_OUT), (remove_staff, REFUSED)],
+)
+async def test_the_next_push_rechecks_the_session_and_the_user(
+    admin_user, default_class, change, code
+):
+    """Within seconds of opening, not after a revalidation period: the user
+    and session are read again before every push."""
+    worker = await database_sync_to_async(WorkerFactory)(status="ready")
+    socket, connected = await connect(admin_user)
+    assert connected
+    await database_sync_to_async(change)(admin_user)
+    await database_sync_to_async(publish_worker_changed)(worker.id, worker.owner_id)
+    assert await socket.receive_output(timeout=5) == {
+        "type": "websocket.close",
+        "code": code,
+    }
+    await socket.disconnect()

@@ -37,7 +37,7 @@ def test_it_creates_a_starting_worker_with_a_snapshot_and_enqueues_on_commit(
     assert fleet.tasks.sent == [("start_worker", str(worker.id))]
     assert worker.status == states.STARTING
     assert worker.resource_snapshot["id"] == "small"
-    assert worker.space_id == workspace.project_id and worker.queue_name == "default"
+    assert worker.project_id == workspace.project_id and worker.queue_name == "default"
     assert worker.next_action == states.NEXT_START_TIMEOUT
 
 
@@ -173,7 +173,21 @@ def test_it_refuses_a_queue_not_bound_to_the_plan(fleet, default_class):
 def test_it_refuses_a_second_worker_for_one_workspace(fleet, default_class):
     workspace = WorkspaceFactory()
     workspace_start(workspace=workspace, actor=workspace.owner)
-    assert refused(workspace).limit == "workspace_active"
+    refusal = refused(workspace)
+    assert refusal.limit == "workspace_active"
+    assert refusal.message == (
+        f"Workspace {workspace.name} is already running; stop it first."
+    )
+
+
+def test_it_says_a_stopping_workspace_is_stopping_not_running(fleet, default_class):
+    workspace = WorkspaceFactory()
+    WorkerFactory(workspace=workspace, status=states.STOPPING)
+    refusal = refused(workspace)
+    assert refusal.limit == "workspace_active"
+    assert refusal.message == (
+        f"Workspace {workspace.name} is stopping; wait, or retry the stop."
+    )
 
 
 def test_it_preempts_lower_priority_preemptible_workers(fleet, default_class, settings):

@@ -198,7 +198,7 @@ def test_it_does_not_call_a_stop_done_while_the_runtime_survives(fleet, default_
 def test_it_backs_off_stop_retries(settings):
     settings.NOTEBOOK_RUNTIME_STOP_RETRY_BASE_SECONDS = 30
     settings.NOTEBOOK_RUNTIME_STOP_RETRY_MAX_SECONDS = 600
-    delays = [services.stopping.stop_backoff_seconds(n) for n in range(7)]
+    delays = [services.stopping.stop_backoff_seconds(n) for n in range(1, 8)]
     assert delays == [30, 60, 120, 240, 480, 600, 600]
 
 
@@ -290,6 +290,19 @@ def test_it_relaunches_a_stopped_worker_as_its_owner_would(fleet, default_class)
     assert refused.value.limit == "worker_active"
 
 
+def test_it_says_start_again_waits_for_a_stop_in_progress(fleet, default_class):
+    workspace = WorkspaceFactory()
+    stopped = WorkerFactory(workspace=workspace, status=states.STOPPED)
+    stopping = WorkerFactory(workspace=workspace, status=states.STOPPING)
+    for worker, words in [
+        (stopping, "This worker is stopping; wait, or retry the stop."),
+        (stopped, "Its workspace is stopping; wait, or retry the stop."),
+    ]:
+        with pytest.raises(services.LaunchRefused) as refused:
+            services.worker_start_again(worker=worker, actor=None)
+        assert refused.value.message == words
+
+
 def test_it_probes_a_worker_now(fleet, default_class):
     worker = start(WorkspaceFactory(), fleet)
     fleet.probe.busy.add(str(worker.id))
@@ -298,24 +311,52 @@ def test_it_probes_a_worker_now(fleet, default_class):
     assert fresh.health_checked_at is not None
 
 
-def test_it_retries_the_stop_task_until_its_retries_run_out(fleet, default_class):
-    """Eager ``apply`` runs Celery's retries inline: 1 try + 8 retries, each
-    recorded; the worker then stays stop-failed for reconcile to retry."""
+def test_it_numbers_stop_attempts_and_backs_off_whoever_retries(
+    fleet, default_class, settings
+):
+    """Eager ``apply`` runs Celery's retries inline. Each failed attempt is
+    numbered and waits longer than the last; a wait longer than the broker
+    holds a message (its visibility timeout) is left to reconcile_workers,
+    whose retry counts on from there."""
     from workers.tasks import stop_worker
 
+    settings.NOTEBOOK_RUNTIME_STOP_RETRY_BASE_SECONDS = 30
+    settings.NOTEBOOK_RUNTIME_STOP_RETRY_MAX_SECONDS = 1800
+    settings.CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 660}
     workspace = WorkspaceFactory()
     worker = start(workspace, fleet)
     fleet.backend.fail("terminate", kind="retryable")
     with committed():
         workspace_stop(workspace=workspace, actor=workspace.owner)
     fleet.tasks.take()
-    result = stop_worker.apply(kwargs={"worker_id": str(worker.id)})
-    assert result.result is False
-    assert fleet.backend.calls["terminate"] == 1 + stop_worker.max_retries
+    assert stop_worker.apply(kwargs={"worker_id": str(worker.id)}).result is False
+    assert attempts(worker) == [
+        (1, 30),
+        (2, 60),
+        (3, 120),
+        (4, 240),
+        (5, 480),
+        (6, 960),  # beyond the broker's 660 s: no task retry, reconcile's turn
+    ]
+    assert fleet.backend.calls["terminate"] == 6
     worker.refresh_from_db()
     assert worker.stop_failed and worker.next_action == states.NEXT_STOP_RETRY
-    assert worker.events.filter(kind="error").count() == 9
+    assert worker.events.filter(
+        reason__startswith="Stop failed (attempt 3; next in 120 s)"
+    ).exists()
+    fleet.clock.shift(961)
+    with committed():
+        assert services.workers_reconcile(backends=["local"])["local"]["stop_retried"]
+    assert attempts(worker)[-1] == (7, 1800)
     assert stop_worker.acks_late and stop_worker.reject_on_worker_lost
+
+
+def attempts(worker) -> list[tuple[int, int]]:
+    """(attempt, seconds to the next) of each failed stop attempt, in order."""
+    return [
+        (event.data["stop_attempt"], event.data["retry_in"])
+        for event in worker.events.filter(kind="error").order_by("at")
+    ]
 
 
 def test_it_deletes_a_workspace_by_id_from_a_task(fleet, default_class):

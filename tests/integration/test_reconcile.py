@@ -39,9 +39,10 @@ def test_it_lists_each_backend_once_and_leaves_agreement_alone(fleet, default_cl
         "orphans_terminated": 0,
         "stopped": 0,
         "failed": 0,
+        "start_timed_out": 0,
         "stop_retried": 0,
     }
-    assert dict(fleet.backend.calls) == {"list_managed": 1}
+    assert dict(fleet.backend.calls) == {"list_runtimes": 1}
     assert {
         w.status for w in Worker.objects.filter(id__in=[w.id for w in workers])
     } == {states.READY}
@@ -54,6 +55,56 @@ def test_it_fails_active_workers_whose_runtime_vanished(fleet, default_class):
     worker.refresh_from_db()
     assert (worker.status, worker.error_code) == (states.FAILED, "runtime_vanished")
     assert worker.events.get(kind="transition").actor_label == "reconcile_workers"
+
+
+@pytest.mark.parametrize("status", [states.STARTING, states.READY, states.BUSY])
+@pytest.mark.parametrize("exit_code", [137, 0])
+def test_it_fails_a_worker_whose_runtime_stopped_in_one_pass(
+    fleet, default_class, status, exit_code
+):
+    """Listed is not running: a runtime that stopped while its worker
+    should run fails the worker, whatever the exit code (0 is what an
+    engine restart reports), and its leftovers are removed."""
+    worker = running(fleet, status=status)
+    fleet.backend.crash(worker.id, exit_code=exit_code)
+    report = reconcile(fleet)
+    assert (report["listed"], report["failed"]) == (1, 1)
+    worker.refresh_from_db()
+    assert (worker.status, worker.error_code) == (states.FAILED, "runtime_vanished")
+    assert f"exit code {exit_code}" in worker.error_detail
+    assert not fleet.backend.exists(worker.id)
+    event = worker.events.get(kind="transition")
+    assert event.actor_label == "reconcile_workers"
+    assert event.data["exit_code"] == exit_code
+
+
+def test_it_leaves_a_stopping_worker_with_a_stopped_runtime_to_its_stop(
+    fleet, default_class
+):
+    worker = running(fleet, status=states.STOPPING)
+    fleet.backend.crash(worker.id)
+    assert reconcile(fleet)["failed"] == 0
+    assert Worker.objects.get(id=worker.id).status == states.STOPPING
+
+
+def test_it_fails_a_start_past_its_deadline_and_removes_its_runtime(
+    fleet, default_class, settings
+):
+    """The start task was lost (its Celery worker died; the broker redelivers
+    only after the visibility timeout): the periodic side enforces the start
+    deadline instead, with or without a runtime created."""
+    settings.NOTEBOOK_RUNTIME_START_TIMEOUT_SECONDS = 300
+    with_runtime = running(fleet, status=states.STARTING)
+    without_runtime = WorkerFactory(status=states.STARTING)
+    fleet.clock.shift(timedelta(seconds=299))
+    assert reconcile(fleet)["start_timed_out"] == 0
+    fleet.clock.shift(timedelta(seconds=2))
+    assert reconcile(fleet)["start_timed_out"] == 2
+    for worker in (with_runtime, without_runtime):
+        worker.refresh_from_db()
+        assert (worker.status, worker.error_code) == (states.FAILED, "timeout")
+        assert worker.error_detail == "Start timed out after 300 s"
+    assert not fleet.backend.exists(with_runtime.id)
 
 
 def test_it_leaves_a_starting_worker_without_a_runtime_to_its_task(
@@ -96,7 +147,7 @@ def test_it_retries_failed_stops(fleet, default_class):
 
 def test_it_skips_a_backend_whose_list_fails(fleet, default_class):
     worker = running(fleet)
-    fleet.backend.fail("list_managed", kind="timeout")
+    fleet.backend.fail("list_runtimes", kind="timeout")
     report = services.workers_reconcile(backends=["local"])
     assert "error" in report["local"]
     assert Worker.objects.get(id=worker.id).status == states.READY

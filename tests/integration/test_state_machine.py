@@ -34,7 +34,7 @@ LIMIT = 2
 BREAKAGES = [
     *(
         (method, kind)
-        for method in ("launch", "observe", "terminate", "list_managed")
+        for method in ("launch", "observe", "terminate", "list_runtimes")
         for kind in ("error", "retryable", "timeout")
     ),
     "unknown",
@@ -181,10 +181,10 @@ class Lifecycle(RuleBasedStateMachine):
         allocated = Worker.objects.filter(status__in=states.ALLOCATED_STATUSES)
         per_user = allocated.values("owner").annotate(n=Count("id"))
         assert all(row["n"] <= LIMIT for row in per_user)
-        per_space = allocated.values("space").annotate(
-            units=Sum("gpu_units"), quota=Max("space__gpu_quota")
+        per_project = allocated.values("project").annotate(
+            units=Sum("gpu_units"), quota=Max("project__gpu_quota")
         )
-        assert all(row["units"] <= row["quota"] for row in per_space)
+        assert all(row["units"] <= row["quota"] for row in per_project)
 
     @invariant()
     def no_stopped_worker_has_a_runtime(self):

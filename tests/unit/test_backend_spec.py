@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 
 import pytest
 
 from tests.backends.conftest import make_spec
 from workers.backends import naming, registry
-from workers.backends.base import BackendError, ErrorCode, LaunchSpec, Mount
+from workers.backends.base import (
+    BackendError,
+    ErrorCode,
+    InvalidLaunchSpec,
+    LaunchSpec,
+    Mount,
+)
 from workers.backends.spec import ide_command, validate_spec
 
 
@@ -116,3 +123,43 @@ def test_the_registry_builds_caches_and_overrides(settings, tmp_path):
     with pytest.raises(BackendError):
         registry.get_backend("nomad")
     registry.reset()
+
+
+def test_a_stored_spec_round_trips_through_json():
+    spec = make_spec(mounts=(Mount("datasets", "/data", read_only=True),))
+    assert LaunchSpec.from_json(json.loads(json.dumps(spec.to_json()))) == spec
+
+
+def stored_spec(**changes) -> dict:
+    data = make_spec().to_json()
+    data.update(changes)
+    return {k: v for k, v in data.items() if v is not DROP}
+
+
+DROP = object()
+UNREADABLE_SPECS = [
+    ({}, "there is no launch spec"),
+    (None, "there is no launch spec"),
+    (["not", "a", "mapping"], "is not a mapping"),
+    (stored_spec(resources=DROP), "'resources' is missing"),
+    (stored_spec(image=DROP), "'image' is missing"),
+    (stored_spec(cpu=2), "unknown field 'cpu'"),
+    (stored_spec(resources="2 CPU"), "resources is not a mapping"),
+    (stored_spec(resources={"cpu": 2}), "unknown field 'resources.cpu'"),
+    (stored_spec(port="8888"), "'port' is not int"),
+    (stored_spec(root_shell="yes"), "'root_shell' is not bool"),
+    (stored_spec(port=True), "'port' is not int"),
+    (stored_spec(mounts="/data"), "'mounts' is not a list"),
+    (stored_spec(mounts=[{"volume": "v"}]), "'mounts[].path' is missing"),
+    (stored_spec(environment=["A=1"]), "'environment' is not a mapping"),
+]
+
+
+@pytest.mark.parametrize(("data", "message"), UNREADABLE_SPECS)
+def test_an_unreadable_stored_spec_raises_a_clear_invalid_spec(data, message):
+    with pytest.raises(InvalidLaunchSpec) as raised:
+        LaunchSpec.from_json(data)
+    assert message in raised.value.message
+    assert raised.value.code == ErrorCode.INVALID_SPEC
+    assert raised.value.retryable is False
+    assert raised.value.empty is (not data)

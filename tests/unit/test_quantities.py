@@ -1,3 +1,7 @@
+import os
+import subprocess
+import sys
+
 import pytest
 
 from resource_classes import quantities
@@ -44,3 +48,19 @@ def test_it_formats_canonical_values_back():
     assert quantities.format_bytes(1000) == "1000"
     assert quantities.format_millicores(2500) == "2500m"
     assert quantities.format_millicores(3000) == "3"
+
+
+def test_a_django_process_starts_without_the_kubernetes_client():
+    """Importing the client costs seconds per process (make run starts four);
+    only the kubernetes backend may load it, when it is built."""
+    code = (
+        "import sys, django; django.setup(); "
+        "from resource_classes import quantities; quantities.to_bytes('1Gi'); "
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'kubernetes'))"
+    )
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings"}
+    done = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "[]"

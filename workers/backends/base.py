@@ -11,7 +11,8 @@ from __future__ import annotations
 import abc
 import dataclasses
 import json
-from dataclasses import dataclass, field
+import signal
+from dataclasses import MISSING, dataclass, field
 from enum import StrEnum
 from typing import Any
 
@@ -22,6 +23,9 @@ class Phase(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     NOT_FOUND = "not_found"
+    # Being removed (Kubernetes: deletionTimestamp set, grace period running):
+    # not running any more, not gone yet.
+    TERMINATING = "terminating"
     UNKNOWN = "unknown"  # could not tell (timeout, API down): never treat as failed
 
 
@@ -34,6 +38,7 @@ class ErrorCode(StrEnum):
     TIMEOUT = "timeout"
     CONFLICT = "conflict"
     INVALID_SPEC = "invalid_spec"
+    PRIORITY_CLASS_MISSING = "priority_class_missing"
     INTERNAL = "internal"
 
 
@@ -48,11 +53,23 @@ class BackendError(Exception):
         self.retryable = retryable
 
 
+class InvalidLaunchSpec(BackendError):
+    """A stored or received launch spec cannot be read: empty (``empty``) or
+    written in another format. Not retryable: the same spec fails again."""
+
+    def __init__(self, message: str, *, empty: bool = False):
+        super().__init__(ErrorCode.INVALID_SPEC, message, retryable=False)
+        self.empty = empty
+
+
 @dataclass(frozen=True)
 class Mount:
-    volume: str  # PVC / named volume / directory name, DNS-safe
+    volume: str  # the project's volume name, DNS-safe (unique per project)
     path: str  # absolute path inside the runtime
     read_only: bool = False
+    project_id: str = ""  # the volume's project; must be the spec's
+    size_bytes: int = 0  # to create the volume where it is missing
+    storage_class: str = ""  # "" = the cluster's default
 
 
 @dataclass(frozen=True)
@@ -93,16 +110,63 @@ class LaunchSpec:
     port: int = 8888  # the port the runtime listens on inside a container/pod
     kernel_cull_idle_seconds: int = 3600
     kernel_cull_interval_seconds: int = 300
+    project_id: str = ""  # the workspace's project: its volumes only
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict[str, Any]) -> LaunchSpec:
-        data = dict(data)
-        data["resources"] = Resources(**data["resources"])
-        data["mounts"] = tuple(Mount(**m) for m in data.get("mounts", ()))
-        return cls(**data)
+    def from_json(cls, data: Any) -> LaunchSpec:
+        """The spec ``to_json`` stored. Raises ``InvalidLaunchSpec`` for an
+        empty spec or one in another format (a missing, unknown or mistyped
+        field), naming the field, never a bare ``KeyError``/``TypeError``."""
+        if not data:
+            raise InvalidLaunchSpec("there is no launch spec", empty=True)
+        fields = _fields_of(cls, data, "")
+        fields["resources"] = Resources(
+            **_fields_of(Resources, fields["resources"], "resources.")
+        )
+        mounts = fields.get("mounts", ())
+        if not isinstance(mounts, list | tuple):
+            raise InvalidLaunchSpec("field 'mounts' is not a list")
+        fields["mounts"] = tuple(
+            Mount(**_fields_of(Mount, m, "mounts[].")) for m in mounts
+        )
+        for name in ("environment", "labels"):
+            if not isinstance(fields.get(name, {}), dict):
+                raise InvalidLaunchSpec(f"field {name!r} is not a mapping")
+        return cls(**fields)
+
+
+_SCALARS = {"str": str, "int": int, "bool": bool}
+
+
+def _fields_of(kind: type, data: Any, prefix: str) -> dict[str, Any]:
+    """``data``'s fields for dataclass ``kind``: every required field present,
+    no unknown field, and str/int/bool fields of their type."""
+    if not isinstance(data, dict):
+        raise InvalidLaunchSpec(f"{prefix.rstrip('.') or 'the spec'} is not a mapping")
+    known = {f.name: f for f in dataclasses.fields(kind)}
+    unknown = sorted(set(data) - set(known))
+    if unknown:
+        raise InvalidLaunchSpec(f"unknown field '{prefix}{unknown[0]}'")
+    for name, spec_field in known.items():
+        required = spec_field.default is spec_field.default_factory is MISSING
+        if name not in data:
+            if required:
+                raise InvalidLaunchSpec(f"field '{prefix}{name}' is missing")
+            continue
+        expected = _SCALARS.get(str(spec_field.type))
+        value = data[name]
+        # bool is an int to isinstance; a flag where a number belongs is wrong.
+        if expected and (
+            not isinstance(value, expected)
+            or (isinstance(value, bool) and expected is not bool)
+        ):
+            raise InvalidLaunchSpec(
+                f"field '{prefix}{name}' is not {expected.__name__}"
+            )
+    return dict(data)
 
 
 @dataclass(frozen=True)
@@ -137,6 +201,42 @@ class Observation:
     error_code: str = ""  # an ErrorCode when the backend can tell why
 
 
+STOPPED_PHASES = frozenset({Phase.SUCCEEDED, Phase.FAILED})
+
+
+@dataclass(frozen=True)
+class ListedRuntime:
+    """One runtime as a backend's list call saw it, with no call per runtime.
+
+    ``phase`` is PENDING or RUNNING while the runtime exists and has not
+    stopped (not a readiness verdict: that is ``observe`` and the probe),
+    SUCCEEDED or FAILED once it stopped (``exit_code`` when the backend
+    knows it, 128 + N for a runtime killed by signal N, as shells report
+    it), UNKNOWN when the list cannot tell: never to be read as stopped.
+    """
+
+    ref: RuntimeRef
+    phase: Phase = Phase.UNKNOWN
+    message: str = ""
+    exit_code: int | None = None
+
+    @property
+    def stopped(self) -> bool:
+        """Stopped, or being removed by someone (a terminating pod): either
+        way it no longer serves its worker."""
+        return self.phase in STOPPED_PHASES or self.phase == Phase.TERMINATING
+
+
+def describe_exit(code: int | None) -> str:
+    """``exit code 137 (SIGKILL)``; the signal is named for 128 + N codes."""
+    if code is None:
+        return "exit code unknown"
+    try:
+        return f"exit code {code} ({signal.Signals(code - 128).name})"
+    except ValueError:
+        return f"exit code {code}"
+
+
 class RuntimeBackend(abc.ABC):
     """One kind of runtime. Implementations must be thread-safe for
     concurrent calls on different workers."""
@@ -164,11 +264,16 @@ class RuntimeBackend(abc.ABC):
         ``BackendError`` (retryable where sensible) when removal failed."""
 
     @abc.abstractmethod
+    def list_runtimes(self) -> list[ListedRuntime]:
+        """Every runtime this backend manages with its phase, found by label
+        in one list call (never one call per worker), including runtimes
+        that stopped and were not removed yet. Raises ``BackendError`` if
+        the list could not be had: the reconciler must not read an outage
+        as "nothing runs"."""
+
     def list_managed(self) -> list[RuntimeRef]:
-        """Every runtime this backend manages, found by label in one list
-        call (never one call per worker). Raises ``BackendError`` if the
-        list could not be had: the reconciler must not read an outage as
-        "nothing runs"."""
+        """The refs of ``list_runtimes`` (same call, same errors)."""
+        return [listed.ref for listed in self.list_runtimes()]
 
     @abc.abstractmethod
     def logs(self, ref: RuntimeRef, tail: int = 100) -> str:

@@ -14,6 +14,7 @@ Any other network (or the default bridge) is reached at the container's IP.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,16 +28,28 @@ from .base import (
     BackendError,
     ErrorCode,
     LaunchSpec,
+    ListedRuntime,
     Observation,
     Phase,
     RuntimeBackend,
     RuntimeRef,
+    describe_exit,
 )
 from .docker_options import PORT_LABEL, container_options
 from .local_process import free_port, port_open
 from .spec import validate_spec
 
 TRANSPORT_ERRORS = (requests.exceptions.RequestException, docker_errors.DockerException)
+# The list API's "Status" of a stopped container: "Exited (137) 5 seconds ago".
+EXITED_STATUS = re.compile(r"^Exited \((?P<code>-?\d+)\)")
+LISTED_PHASE = {
+    "created": Phase.PENDING,
+    "restarting": Phase.PENDING,
+    "running": Phase.RUNNING,
+    "paused": Phase.RUNNING,
+    "exited": Phase.FAILED,
+    "dead": Phase.FAILED,
+}
 
 
 class DockerBackend(RuntimeBackend):
@@ -87,8 +100,9 @@ class DockerBackend(RuntimeBackend):
 
     def observe(self, ref: RuntimeRef) -> Observation:
         """created → PENDING; running → RUNNING once the port accepts
-        connections; exited 0 → SUCCEEDED, else FAILED (OOM named);
-        missing → NOT_FOUND; engine unreachable → UNKNOWN."""
+        connections; exited or dead → FAILED whatever the exit code (see
+        ``stopped_observation``); missing → NOT_FOUND; engine unreachable
+        → UNKNOWN."""
         try:
             container = self._connected().containers.get(ref.name)
         except docker_errors.NotFound:
@@ -109,16 +123,17 @@ class DockerBackend(RuntimeBackend):
         except TRANSPORT_ERRORS as exc:
             raise _unreachable(exc) from exc
 
-    def list_managed(self) -> list[RuntimeRef]:
+    def list_runtimes(self) -> list[ListedRuntime]:
         """One ``GET /containers/json?all=1&filters=label=managed-by`` call
-        (sparse: no per-container inspect)."""
+        (sparse: no per-container inspect); stopped containers are FAILED
+        with the exit code the list's status line shows."""
         try:
             containers = self._connected().containers.list(
                 all=True, sparse=True, filters={"label": naming.MANAGED_SELECTOR}
             )
         except TRANSPORT_ERRORS as exc:
             raise _unreachable(exc) from exc
-        return [self._ref(c) for c in containers]
+        return [self._listed(c) for c in containers]
 
     def logs(self, ref: RuntimeRef, tail: int = 100) -> str:
         try:
@@ -199,16 +214,24 @@ class DockerBackend(RuntimeBackend):
             extra={"id": container.id, "port": int(labels.get(PORT_LABEL, "0") or 0)},
         )
 
+    def _listed(self, container: Container) -> ListedRuntime:
+        status = container.attrs.get("State", "")
+        status = status if isinstance(status, str) else status.get("Status", "")
+        phase = LISTED_PHASE.get(status, Phase.UNKNOWN)
+        if phase is not Phase.FAILED:
+            return ListedRuntime(self._ref(container), phase)
+        match = EXITED_STATUS.match(container.attrs.get("Status", ""))
+        code = int(match["code"]) if match else None
+        message = f"container {status}, {describe_exit(code)}"
+        return ListedRuntime(self._ref(container), phase, message, code)
+
     def _observation(self, container: Container) -> Observation:
         state = container.attrs.get("State", {})
         status = state.get("Status", "")
         if status in ("created", "restarting"):
             return Observation(Phase.PENDING, message=f"container {status}")
         if status in ("exited", "dead"):
-            code = state.get("ExitCode", -1)
-            why = " (out of memory)" if state.get("OOMKilled") else ""
-            phase = Phase.SUCCEEDED if code == 0 and not why else Phase.FAILED
-            return Observation(phase, message=f"container exited with code {code}{why}")
+            return stopped_observation(state)
         host, port = self._address(container)
         endpoint = f"http://{host}:{port}{_base_url(container)}" if host else ""
         if host and port_open(host, port):
@@ -226,6 +249,25 @@ class DockerBackend(RuntimeBackend):
             if not self.network or name == self.network:
                 return network.get("IPAddress", ""), port
         return "", port
+
+
+def stopped_observation(state: dict[str, Any]) -> Observation:
+    """A stopped container (``State`` of an inspect) is FAILED whatever its
+    exit code. A notebook runtime is a server: it never ends by itself while
+    its worker should run, and an engine that crashed and restarted reports
+    the containers it stopped with code 0, which is no success either."""
+    code = state.get("ExitCode")
+    notes = []
+    if state.get("OOMKilled"):
+        notes.append("out of memory")
+    if state.get("Error"):
+        notes.append(f"engine error: {state['Error']}")
+    if code == 0 and not notes:
+        notes.append("stopped from outside, e.g. by an engine restart")
+    detail = f" ({'; '.join(notes)})" if notes else ""
+    return Observation(
+        Phase.FAILED, message=f"container exited, {describe_exit(code)}{detail}"
+    )
 
 
 def _check_ours(container: Container, spec: LaunchSpec) -> None:

@@ -1,43 +1,62 @@
-"""Kubernetes backend: a Pod, Service and Secret per worker (+ a DRA
-ResourceClaim for GPUs, + the workspace's PVC, kept across workers).
+"""Kubernetes backend: per worker a Pod, Service, Secret and NetworkPolicy
+(+ a DRA ResourceClaim for GPUs, own or shared), plus the workspace's and
+the project's PVCs, which outlive workers.
 
 Manifests come from ``kubernetes_manifests`` (pure); this module only talks
 to the API, through the official client with raw JSON in and out. Every call
 has a timeout and no client-side retries: the task layer owns retry policy,
 and an API that does not answer makes ``observe`` say UNKNOWN, never FAILED.
+Every object carries the installation's labels (``Site.selector``), so
+``list_runtimes`` finds every kind, and two control planes sharing a
+namespace never touch each other's objects.
 """
 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
-import urllib3
 from kubernetes import client as k8s
 from kubernetes.client.exceptions import ApiException
 
+from . import kubernetes_gpu as gpu
 from . import kubernetes_manifests as manifests
 from . import naming
 from .base import (
     BackendError,
     ErrorCode,
     LaunchSpec,
+    ListedRuntime,
     Observation,
     Phase,
     RuntimeBackend,
     RuntimeRef,
 )
-from .kubernetes_status import error_from_api, observation_from_pod
+from .kubernetes_policy import network_policy_manifest, priority_class_manifest
+from .kubernetes_sharing import SharedClaims
+from .kubernetes_site import Site
+from .kubernetes_status import (
+    TRANSPORT_ERRORS,
+    error_from_api,
+    listed_phase,
+    observation_from_pod,
+)
+from .kubernetes_status import unreachable as _unreachable
 from .spec import validate_spec
 
-TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, OSError)
+SERVICE_ACCOUNT_NAMESPACE = Path(
+    "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+)
 
 
 class KubernetesBackend(RuntimeBackend):
     """``endpoint_mode``: "service" (``http://<svc>.<ns>.svc:<port>``, for a
-    control plane inside the cluster) or "pod-ip" (``http://<podIP>:<port>``)."""
+    control plane inside the cluster) or "pod-ip" (``http://<podIP>:<port>``).
+    Refuses (INTERNAL) to run runtimes in the control plane's namespace."""
 
     name = "kubernetes"
 
@@ -45,31 +64,48 @@ class KubernetesBackend(RuntimeBackend):
         self,
         configuration: k8s.Configuration,
         *,
-        namespace: str = "notebooks",
+        site: Site | None = None,
+        namespace: str = "",
         endpoint_mode: str = "service",
-        device_class: str = manifests.DEFAULT_DEVICE_CLASS,
         launcher: tuple[str, ...] = manifests.JUPYTER_LAUNCHER,
         request_timeout: float = 5.0,
     ):
+        site = site or Site()
+        if namespace:
+            site = dataclasses.replace(site, namespace=namespace)
+        if site.namespace == site.control_plane_namespace:
+            raise BackendError(
+                ErrorCode.INTERNAL,
+                f"runtimes must run in their own namespace, not the control "
+                f"plane's ({site.namespace}); set NOTEBOOK_RUNTIME_KUBE_NAMESPACE",
+            )
         configuration = copy.copy(configuration)
         configuration.retries = False  # read when the client is made; tasks retry
         api_client = k8s.ApiClient(configuration)
         self.core = k8s.CoreV1Api(api_client)
         self.resource = k8s.ResourceV1Api(api_client)
-        self.namespace = namespace
+        self.networking = k8s.NetworkingV1Api(api_client)
+        self.scheduling = k8s.SchedulingV1Api(api_client)
+        self.site = site
+        self.namespace = site.namespace
         self.endpoint_mode = endpoint_mode
-        self.device_class = device_class
         self.launcher = launcher
         self.timeout = request_timeout
+        self.sharing = SharedClaims(self)
 
     @classmethod
     def from_config(cls, kubeconfig: str = "", **options: Any) -> KubernetesBackend:
-        """In-cluster config when running in a pod, else ``kubeconfig``."""
+        """In-cluster config when running in a pod (the control plane's
+        namespace is then the pod's), else ``kubeconfig``."""
         from kubernetes import config
 
         configuration = k8s.Configuration()
         try:
             config.load_incluster_config(client_configuration=configuration)
+            site = options.get("site") or Site()
+            if SERVICE_ACCOUNT_NAMESPACE.exists():
+                own = SERVICE_ACCOUNT_NAMESPACE.read_text().strip()
+                options["site"] = dataclasses.replace(site, control_plane_namespace=own)
         except config.ConfigException:
             try:
                 config.load_kube_config(
@@ -86,48 +122,43 @@ class KubernetesBackend(RuntimeBackend):
     # --- contract -----------------------------------------------------------
 
     def launch(self, spec: LaunchSpec) -> RuntimeRef:
-        """Create (or adopt) PVC, Secret, ResourceClaim, Pod and Service, in
-        that order. Each 409 is adopted when the object carries this worker's
-        label, else CONFLICT. 403 "exceeded quota" raises QUOTA_EXCEEDED. A
-        launch that fails halfway leaves the objects made so far; the
-        orchestrator's terminate after a failed start removes them."""
+        """Create (or adopt) PVCs, Secret, ResourceClaim (or a place in a
+        shared one), NetworkPolicy, Pod and Service, in that order. Each 409
+        is adopted when the object carries this worker's label, else
+        CONFLICT. 403 "exceeded quota" raises QUOTA_EXCEEDED, a missing
+        PriorityClass PRIORITY_CLASS_MISSING. A launch that fails halfway
+        leaves labelled objects: terminate, or reconcile after the grace
+        period, removes them."""
         validate_spec(spec)
-        ns = self.namespace
-        core, resource = self.core, self.resource
-        if spec.resources.workspace_storage_bytes:
-            self._create(
-                core.create_namespaced_persistent_volume_claim,
-                core.read_namespaced_persistent_volume_claim,
-                manifests.workspace_pvc_manifest(spec, namespace=ns),
-                spec,
-                shared=True,
+        if spec.mounts and not spec.project_id:
+            raise BackendError(
+                ErrorCode.INVALID_SPEC,
+                "volume mounts need the workspace's project (the PVC is named "
+                "from it); start the workspace again from its page",
             )
+        site, core = self.site, self.core
+        if spec.resources.gpu_count:
+            gpu.gpu_profile_for(spec, site)  # unknown profile: fail before creating
+        self._create_volumes(spec)
         self._create(
             core.create_namespaced_secret,
             core.read_namespaced_secret,
-            manifests.secret_manifest(spec, namespace=ns),
+            manifests.secret_manifest(spec, site),
             spec,
         )
-        if spec.resources.gpu_count:
-            claim = manifests.resource_claim_manifest(
-                spec, namespace=ns, device_class=self.device_class
-            )
-            self._create(
-                resource.create_namespaced_resource_claim,
-                resource.read_namespaced_resource_claim,
-                claim,
-                spec,
-            )
+        claim = self._create_claim(spec)
         self._create(
-            core.create_namespaced_pod,
-            core.read_namespaced_pod,
-            manifests.pod_manifest(spec, namespace=ns, launcher=self.launcher),
+            self.networking.create_namespaced_network_policy,
+            self.networking.read_namespaced_network_policy,
+            network_policy_manifest(spec, manifests.pod_labels(spec, site), site),
             spec,
         )
+        pod = manifests.pod_manifest(spec, site, launcher=self.launcher, claim=claim)
+        self._create(core.create_namespaced_pod, core.read_namespaced_pod, pod, spec)
         self._create(
             core.create_namespaced_service,
             core.read_namespaced_service,
-            manifests.service_manifest(spec, namespace=ns),
+            manifests.service_manifest(spec, site),
             spec,
         )
         return self._ref(spec.worker_id, spec.port)
@@ -149,40 +180,58 @@ class KubernetesBackend(RuntimeBackend):
         return observation_from_pod(pod, events, self._endpoint(ref, pod, port))
 
     def terminate(self, ref: RuntimeRef) -> None:
-        """Delete Pod, Service, Secret and ResourceClaim; 404 is success. The
-        workspace PVC stays. Raises GATEWAY_UNREACHABLE (retryable) when the
-        API cannot be reached."""
+        """Delete Pod, Service, Secret, NetworkPolicy and the worker's own
+        ResourceClaim, and release its share of a shared claim (deleted with
+        its last user); 404 is success. The pod is deleted gracefully:
+        ``observe`` says TERMINATING until it is gone. PVCs stay. Raises
+        GATEWAY_UNREACHABLE (retryable) when the API cannot be reached."""
         ns = ref.namespace
         self._delete(self.core.delete_namespaced_pod, ref.name, ns)
         self._delete(self.core.delete_namespaced_service, ref.name, ns)
         self._delete(self.core.delete_namespaced_secret, ref.name, ns)
+        self._delete(self.networking.delete_namespaced_network_policy, ref.name, ns)
         self._delete(
             self.resource.delete_namespaced_resource_claim,
             naming.claim_name(ref.worker_id),
             ns,
         )
+        self.sharing.release(ref.worker_id, ns)
 
-    def list_managed(self) -> list[RuntimeRef]:
-        """One pod LIST by the managed-by label selector."""
-        body = self._guarded(
-            self.core.list_namespaced_pod,
-            self.namespace,
-            label_selector=naming.MANAGED_SELECTOR,
-        )
-        refs = []
-        for pod in body.get("items", []):
-            meta = pod["metadata"]
-            worker_id = meta.get("labels", {}).get(naming.WORKER_ID_KEY, "")
-            refs.append(
-                RuntimeRef(
-                    self.name,
-                    worker_id,
-                    meta["name"],
-                    meta.get("namespace", self.namespace),
-                    extra={"port": _container_port(pod)},
-                )
+    def list_runtimes(self) -> list[ListedRuntime]:
+        """One LIST per kind by this installation's labels. Pods give the
+        phase (a Succeeded or Failed pod carries its exit code; a pod being
+        deleted is TERMINATING); a worker with leftover objects but no pod
+        (a half-finished launch or removal) is listed as NOT_FOUND, so
+        reconcile removes what is left."""
+        pods = self._list(self.core.list_namespaced_pod)
+        listed = {}
+        for pod in pods:
+            ref = self._listed_ref(pod, port=_container_port(pod))
+            listed[ref.worker_id] = ListedRuntime(ref, *listed_phase(pod))
+        for kind, items in self._leftover_kinds():
+            for item in items:
+                ref = self._listed_ref(item, port=8888)
+                if ref.worker_id and ref.worker_id not in listed:
+                    message = f"leftover {kind} without a pod"
+                    listed[ref.worker_id] = ListedRuntime(ref, Phase.NOT_FOUND, message)
+        return list(listed.values())
+
+    def priority_classes_sync(self, queues: list[dict]) -> list[str]:
+        """Create or update ``notebook-fleet-<queue>`` for each queue
+        (``name``, ``priority``, ``preemptible``); returns the class names.
+        A PriorityClass's value and preemption policy are immutable, so a
+        changed one is deleted and created again."""
+        names = []
+        for queue in queues:
+            body = priority_class_manifest(
+                queue_name=queue["name"],
+                priority=int(queue["priority"]),
+                preemptible=bool(queue["preemptible"]),
+                installation=self.site.installation,
             )
-        return refs
+            self._put_priority_class(body)
+            names.append(body["metadata"]["name"])
+        return names
 
     def logs(self, ref: RuntimeRef, tail: int = 100) -> str:
         try:
@@ -233,36 +282,124 @@ class KubernetesBackend(RuntimeBackend):
         read: Callable,
         body: dict,
         spec: LaunchSpec,
-        shared: bool = False,
+        owner: tuple[str, str] | None = None,
     ) -> None:
         """POST ``body``; on 409 adopt the existing object if it is this
-        worker's (or, ``shared``, this workspace's), else CONFLICT."""
+        installation's and carries ``owner`` (label key, value; default this
+        worker's id), else CONFLICT."""
         try:
             self._call(create, self.namespace, body)
         except ApiException as exc:
             if exc.status != 409:
                 raise error_from_api(exc) from exc
-            self._adopt(read, body, spec, shared)
+            owner = owner or (naming.WORKER_ID_KEY, spec.worker_id)
+            self._adopt(read, body, owner)
         except TRANSPORT_ERRORS as exc:
             raise _unreachable(exc) from exc
 
-    def _adopt(
-        self, read: Callable, body: dict, spec: LaunchSpec, shared: bool
-    ) -> None:
+    def _adopt(self, read: Callable, body: dict, owner: tuple[str, str]) -> None:
         existing = self._guarded(read, body["metadata"]["name"], self.namespace)
         labels = existing.get("metadata", {}).get("labels") or {}
-        key, value = (
-            (naming.WORKSPACE_ID_KEY, spec.workspace_id)
-            if shared
-            else (naming.WORKER_ID_KEY, spec.worker_id)
-        )
-        managed = labels.get(naming.MANAGED_BY_KEY) == naming.MANAGED_BY_VALUE
-        if not managed or labels.get(key) != naming.label_value(value):
+        ours = self.site.installation_labels() | {
+            naming.MANAGED_BY_KEY: naming.MANAGED_BY_VALUE,
+            owner[0]: naming.label_value(owner[1]),
+        }
+        if any(labels.get(k) != v for k, v in ours.items()):
             raise BackendError(
                 ErrorCode.CONFLICT,
                 f"{body['kind']} {body['metadata']['name']} exists and is not "
                 f"this worker's; delete it or pick another worker id",
             )
+
+    def _create_volumes(self, spec: LaunchSpec) -> None:
+        """The workspace's home and each mounted project volume, made from
+        the volume's size and storage class when missing; adopted when they
+        are this workspace's / this project's."""
+        core = self.core
+        create = core.create_namespaced_persistent_volume_claim
+        read = core.read_namespaced_persistent_volume_claim
+        if spec.resources.workspace_storage_bytes:
+            home = manifests.workspace_pvc_manifest(spec, self.site)
+            self._create(
+                create, read, home, spec, (naming.WORKSPACE_ID_KEY, spec.workspace_id)
+            )
+        for mount in spec.mounts:
+            body = manifests.project_volume_pvc_manifest(spec, mount, self.site)
+            self._create(
+                create, read, body, spec, (naming.PROJECT_ID_KEY, spec.project_id)
+            )
+
+    def _create_claim(self, spec: LaunchSpec) -> str:
+        """The claim the pod references: a place in a shared claim below
+        100%, else the worker's own claim ("" without GPUs)."""
+        if not spec.resources.gpu_count:
+            return ""
+        if gpu.is_shared(spec):
+            return self.sharing.join(spec)
+        labels = manifests.pod_labels(spec, self.site)
+        claim = gpu.resource_claim_manifest(spec, labels, self.site)
+        self._create(
+            self.resource.create_namespaced_resource_claim,
+            self.resource.read_namespaced_resource_claim,
+            claim,
+            spec,
+        )
+        return claim["metadata"]["name"]
+
+    def _put_priority_class(self, body: dict) -> None:
+        name = body["metadata"]["name"]
+        try:
+            existing = self._call(self.scheduling.read_priority_class, name)
+        except ApiException as exc:
+            if exc.status != 404:
+                raise error_from_api(exc) from exc
+            existing = None
+        except TRANSPORT_ERRORS as exc:
+            raise _unreachable(exc) from exc
+        fixed = ("value", "preemptionPolicy", "globalDefault")
+        if existing and all(existing.get(k) == body[k] for k in fixed):
+            body["metadata"]["resourceVersion"] = existing["metadata"][
+                "resourceVersion"
+            ]
+            self._guarded(self.scheduling.replace_priority_class, name, body)
+            return
+        if existing:
+            self._guarded(self.scheduling.delete_priority_class, name)
+        self._guarded(self.scheduling.create_priority_class, body)
+
+    def _list(self, method: Callable, **selector: str) -> list[dict]:
+        """Items of one LIST in the runtime namespace by this installation's
+        labels (plus ``selector``'s label_selector terms)."""
+        terms = ",".join(filter(None, [self.site.selector, *selector.values()]))
+        body = self._guarded(method, self.namespace, label_selector=terms)
+        return body.get("items", [])
+
+    def _leftover_kinds(self) -> list[tuple[str, list[dict]]]:
+        """Every other per-worker kind, one LIST each."""
+        worker = naming.WORKER_ID_KEY
+        return [
+            ("Service", self._list(self.core.list_namespaced_service)),
+            ("Secret", self._list(self.core.list_namespaced_secret)),
+            (
+                "NetworkPolicy",
+                self._list(self.networking.list_namespaced_network_policy),
+            ),
+            (
+                "ResourceClaim",
+                self._list(self.resource.list_namespaced_resource_claim, worker=worker),
+            ),
+        ]
+
+    def _listed_ref(self, item: dict, *, port: int) -> RuntimeRef:
+        meta = item["metadata"]
+        worker_id = (meta.get("labels") or {}).get(naming.WORKER_ID_KEY, "")
+        return RuntimeRef(
+            self.name,
+            worker_id,
+            naming.runtime_name(worker_id) if worker_id else meta["name"],
+            meta.get("namespace", self.namespace),
+            extra={"port": port},
+        )
 
     def _delete(self, method: Callable, name: str, namespace: str) -> None:
         try:
@@ -286,14 +423,6 @@ class KubernetesBackend(RuntimeBackend):
             ip = (pod.get("status") or {}).get("podIP")
             return f"http://{ip}:{port}{base_url}" if ip else ""
         return f"http://{ref.name}.{ref.namespace}.svc:{port}{base_url}"
-
-
-def _unreachable(exc: Exception) -> BackendError:
-    return BackendError(
-        ErrorCode.GATEWAY_UNREACHABLE,
-        f"Kubernetes API unreachable: {exc}",
-        retryable=True,
-    )
 
 
 def _container_port(pod: dict) -> int:

@@ -1,8 +1,10 @@
-"""Pure functions from a LaunchSpec to Kubernetes manifests (plain dicts).
+"""Pure functions from a LaunchSpec and a ``Site`` to Kubernetes manifests
+(plain dicts).
 
 No API calls here, so every manifest is unit-tested and schema-validated
-without a cluster. GPUs come from Dynamic Resource Allocation: one
-``resource.k8s.io/v1`` ResourceClaim per worker, referenced from the pod.
+without a cluster. GPUs come from Dynamic Resource Allocation (see
+``kubernetes_gpu``); isolation and priority objects from
+``kubernetes_policy``.
 """
 
 from __future__ import annotations
@@ -10,89 +12,26 @@ from __future__ import annotations
 from typing import Any
 
 from . import naming
-from .base import LaunchSpec
+from .base import LaunchSpec, Mount
+from .kubernetes_gpu import GPU_REQUEST, MPS_PERCENTAGE_ENV, gpu_profile_for
+from .kubernetes_site import DEFAULT_SITE, Site
 from .spec import WORKSPACE_PATH, container_environment, ide_command
 
-DEFAULT_DEVICE_CLASS = "gpu.nvidia.com"
-GPU_REQUEST = "gpu"
 JUPYTER_LAUNCHER = ("jupyter", "lab")
 WORKER_UID = 1000
 WORKER_GID = 100
+CACHE_PATH = "/opt/notebook-fleet/cache"
 TOKEN_KEY = "token"  # noqa: S105 - the Secret's key name, not a secret
 Manifest = dict[str, Any]
 
 
-def pod_labels(spec: LaunchSpec) -> dict[str, str]:
-    return naming.runtime_labels(spec)
+def pod_labels(spec: LaunchSpec, site: Site = DEFAULT_SITE) -> dict[str, str]:
+    """The spec's labels plus this installation's id, on every object."""
+    return naming.runtime_labels(spec) | site.installation_labels()
 
 
 def _metadata(name: str, namespace: str, labels: dict[str, str]) -> Manifest:
     return {"name": name, "namespace": namespace, "labels": labels}
-
-
-def device_class_for(spec: LaunchSpec, default: str = DEFAULT_DEVICE_CLASS) -> str:
-    """``gpu_resource_name`` names the DeviceClass when it is one (a DNS
-    subdomain like ``gpu.nvidia.com``); device-plugin names such as
-    ``nvidia.com/gpu`` fall back to ``default``."""
-    name = spec.resources.gpu_resource_name
-    return name if name and "/" not in name else default
-
-
-def gpu_model_selector(model: str, driver: str) -> str:
-    """CEL matching the device's productName (case-insensitive substring, so
-    "RTX 5090" matches "NVIDIA GeForce RTX 5090"). ``model`` is validated to
-    ``[A-Za-z0-9 ._-]`` before it gets here, so it cannot break the quoting."""
-    return (
-        f'device.attributes["{driver}"].productName.lowerAscii()'
-        f'.contains("{model.lower()}")'
-    )
-
-
-def resource_claim_manifest(
-    spec: LaunchSpec, *, namespace: str, device_class: str = DEFAULT_DEVICE_CLASS
-) -> Manifest:
-    """The ResourceClaim for a GPU worker: ``count`` devices of the class,
-    model selected by CEL; an SM percentage under 100 becomes the driver's
-    MPS active-thread percentage (the effective-usage share)."""
-    r = spec.resources
-    driver = device_class_for(spec, device_class)
-    exactly: Manifest = {
-        "deviceClassName": driver,
-        "allocationMode": "ExactCount",
-        "count": r.gpu_count,
-    }
-    if r.gpu_model:
-        exactly["selectors"] = [
-            {"cel": {"expression": gpu_model_selector(r.gpu_model, driver)}}
-        ]
-    devices: Manifest = {"requests": [{"name": GPU_REQUEST, "exactly": exactly}]}
-    if r.gpu_sm_percentage < 100:
-        devices["config"] = [
-            {
-                "requests": [GPU_REQUEST],
-                "opaque": {
-                    "driver": driver,
-                    "parameters": {
-                        "apiVersion": "resource.nvidia.com/v1beta1",
-                        "kind": "GpuConfig",
-                        "sharing": {
-                            "strategy": "MPS",
-                            "mpsConfig": {
-                                "defaultActiveThreadPercentage": r.gpu_sm_percentage
-                            },
-                        },
-                    },
-                },
-            }
-        ]
-    return {
-        "apiVersion": "resource.k8s.io/v1",
-        "kind": "ResourceClaim",
-        "metadata": _metadata(
-            naming.claim_name(spec.worker_id), namespace, pod_labels(spec)
-        ),
-        "spec": {"devices": devices},
-    }
 
 
 def _resources(spec: LaunchSpec) -> Manifest:
@@ -114,7 +53,9 @@ def _resources(spec: LaunchSpec) -> Manifest:
 
 def security_context(spec: LaunchSpec) -> tuple[Manifest, Manifest]:
     """(pod, container) security contexts. A root shell is UID 0 and nothing
-    more: never privileged, no capabilities, no privilege escalation."""
+    more: never privileged, no capabilities, no privilege escalation. That
+    still fails Pod Security "restricted" (runAsNonRoot), so the runtime
+    namespace enforces "baseline" (deploy/kubernetes)."""
     uid = 0 if spec.root_shell else WORKER_UID
     pod = {
         "runAsUser": uid,
@@ -132,39 +73,48 @@ def security_context(spec: LaunchSpec) -> tuple[Manifest, Manifest]:
     return pod, container
 
 
-def _volumes(spec: LaunchSpec) -> tuple[list[Manifest], list[Manifest]]:
+def mount_claim_name(spec: LaunchSpec, mount: Mount) -> str:
+    """The PVC behind a project volume mount: named from the spec's project,
+    never the mount's own claim, so a mount can only reach this project's
+    volumes (``validate_spec`` refuses a mount of another project)."""
+    return naming.project_volume_name(spec.project_id, mount.volume)
+
+
+def _pvc_volume(name: str, claim: str, read_only: bool = False) -> Manifest:
+    source: Manifest = {"claimName": claim}
+    if read_only:
+        source["readOnly"] = True
+    return {"name": name, "persistentVolumeClaim": source}
+
+
+def _cache_volume(site: Site) -> tuple[list[Manifest], list[Manifest]]:
+    """The optional shared dependency cache (pip / conda downloads)."""
+    if not site.dependency_cache_claim:
+        return [], []
+    volume = _pvc_volume("dependency-cache", site.dependency_cache_claim)
+    return [volume], [{"name": "dependency-cache", "mountPath": CACHE_PATH}]
+
+
+def _volumes(
+    spec: LaunchSpec, site: Site = DEFAULT_SITE
+) -> tuple[list[Manifest], list[Manifest]]:
     volumes: list[Manifest] = [{"name": "tmp", "emptyDir": {}}]
     if spec.resources.temp_storage_bytes:
         volumes[0]["emptyDir"]["sizeLimit"] = str(spec.resources.temp_storage_bytes)
     mounts: list[Manifest] = [{"name": "tmp", "mountPath": "/tmp"}]  # noqa: S108
     if spec.resources.workspace_storage_bytes:
-        volumes.append(
-            {
-                "name": "home",
-                "persistentVolumeClaim": {
-                    "claimName": naming.workspace_volume_name(spec.workspace_id)
-                },
-            }
-        )
+        claim = naming.workspace_volume_name(spec.workspace_id)
+        volumes.append(_pvc_volume("home", claim))
         mounts.append({"name": "home", "mountPath": WORKSPACE_PATH})
     for index, mount in enumerate(spec.mounts):
-        volumes.append(
-            {
-                "name": f"mount-{index}",
-                "persistentVolumeClaim": {
-                    "claimName": mount.volume,
-                    "readOnly": mount.read_only,
-                },
-            }
-        )
+        name = f"mount-{index}"
+        claim = mount_claim_name(spec, mount)
+        volumes.append(_pvc_volume(name, claim, mount.read_only))
         mounts.append(
-            {
-                "name": f"mount-{index}",
-                "mountPath": mount.path,
-                "readOnly": mount.read_only,
-            }
+            {"name": name, "mountPath": mount.path, "readOnly": mount.read_only}
         )
-    return volumes, mounts
+    cache_volumes, cache_mounts = _cache_volume(site)
+    return volumes + cache_volumes, mounts + cache_mounts
 
 
 def _probe_path(spec: LaunchSpec) -> str:
@@ -175,12 +125,19 @@ def _probe_path(spec: LaunchSpec) -> str:
     return f"{spec.base_url}api"  # answers without a token once the server is up
 
 
-def _env(spec: LaunchSpec) -> list[Manifest]:
+def _env(spec: LaunchSpec, site: Site) -> list[Manifest]:
     """The runtime environment; the token comes from the worker's Secret, so
-    it never appears in the pod object."""
+    it never appears in the pod object. A GPU share caps the container's
+    MPS client at its SM percentage."""
     secret = naming.runtime_name(spec.worker_id)
+    environment = container_environment(spec, port=spec.port)
+    if spec.resources.gpu_count and spec.resources.gpu_sm_percentage < 100:
+        environment[MPS_PERCENTAGE_ENV] = str(spec.resources.gpu_sm_percentage)
+    if site.dependency_cache_claim:
+        environment["PIP_CACHE_DIR"] = f"{CACHE_PATH}/pip"
+        environment["CONDA_PKGS_DIRS"] = f"{CACHE_PATH}/conda"
     env = []
-    for key, value in sorted(container_environment(spec, port=spec.port).items()):
+    for key, value in sorted(environment.items()):
         if value == spec.access_token:
             ref = {"secretKeyRef": {"name": secret, "key": TOKEN_KEY}}
             env.append({"name": key, "valueFrom": ref})
@@ -189,15 +146,15 @@ def _env(spec: LaunchSpec) -> list[Manifest]:
     return env
 
 
-def _container(spec: LaunchSpec, launcher: tuple[str, ...]) -> Manifest:
+def _container(spec: LaunchSpec, site: Site, launcher: tuple[str, ...]) -> Manifest:
     _, context = security_context(spec)
-    volumes_mounts = _volumes(spec)[1]
+    volumes_mounts = _volumes(spec, site)[1]
     container: Manifest = {
         "name": "runtime",
         "image": spec.image,
         "imagePullPolicy": "IfNotPresent",
         "ports": [{"name": "http", "containerPort": spec.port}],
-        "env": _env(spec),
+        "env": _env(spec, site),
         "resources": _resources(spec),
         "securityContext": context,
         "volumeMounts": volumes_mounts,
@@ -221,15 +178,34 @@ def _container(spec: LaunchSpec, launcher: tuple[str, ...]) -> Manifest:
     return container
 
 
+def _gpu_placement(spec: LaunchSpec, site: Site, claim: str) -> Manifest:
+    """The pod's claim reference and its GPU nodes' tolerations and node
+    selector, from the resource class's GPU profile."""
+    profile = gpu_profile_for(spec, site)
+    placement: Manifest = {
+        "resourceClaims": [{"name": GPU_REQUEST, "resourceClaimName": claim}]
+    }
+    if profile.tolerations:
+        placement["tolerations"] = [dict(t) for t in profile.tolerations]
+    if profile.node_selector:
+        placement["nodeSelector"] = dict(profile.node_selector)
+    return placement
+
+
 def pod_manifest(
-    spec: LaunchSpec, *, namespace: str, launcher: tuple[str, ...] = JUPYTER_LAUNCHER
+    spec: LaunchSpec,
+    site: Site = DEFAULT_SITE,
+    *,
+    launcher: tuple[str, ...] = JUPYTER_LAUNCHER,
+    claim: str = "",
 ) -> Manifest:
     """The worker's pod: one container, no host namespaces, no service
-    account token, DRA claim for GPUs, priority class per queue."""
+    account token, the DRA claim ``claim`` (default: the worker's own) for
+    GPUs, the priority class of its queue."""
     pod_context, _ = security_context(spec)
     pod_spec: Manifest = {
-        "containers": [_container(spec, launcher)],
-        "volumes": _volumes(spec)[0],
+        "containers": [_container(spec, site, launcher)],
+        "volumes": _volumes(spec, site)[0],
         "securityContext": pod_context,
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
@@ -238,35 +214,32 @@ def pod_manifest(
         "hostPID": False,
         "hostIPC": False,
         "terminationGracePeriodSeconds": 30,
+        # Every queue has its class (``kube_sync_priority_classes``): a pod
+        # without one would get priority 0 *and* the right to preempt.
+        "priorityClassName": naming.priority_class_name(spec.queue_name),
     }
-    if spec.queue_priority:
-        pod_spec["priorityClassName"] = naming.priority_class_name(spec.queue_name)
+    if site.user_namespaces:
+        pod_spec["hostUsers"] = False
     if spec.resources.gpu_count:
-        pod_spec["resourceClaims"] = [
-            {
-                "name": GPU_REQUEST,
-                "resourceClaimName": naming.claim_name(spec.worker_id),
-            }
-        ]
+        claim = claim or naming.claim_name(spec.worker_id)
+        pod_spec |= _gpu_placement(spec, site, claim)
+    name = naming.runtime_name(spec.worker_id)
     return {
         "apiVersion": "v1",
         "kind": "Pod",
-        "metadata": _metadata(
-            naming.runtime_name(spec.worker_id), namespace, pod_labels(spec)
-        ),
+        "metadata": _metadata(name, site.namespace, pod_labels(spec, site)),
         "spec": pod_spec,
     }
 
 
-def service_manifest(spec: LaunchSpec, *, namespace: str) -> Manifest:
+def service_manifest(spec: LaunchSpec, site: Site = DEFAULT_SITE) -> Manifest:
     """A ClusterIP service selecting exactly this worker's pod."""
     selector = {naming.WORKER_ID_KEY: naming.label_value(spec.worker_id)}
+    name = naming.runtime_name(spec.worker_id)
     return {
         "apiVersion": "v1",
         "kind": "Service",
-        "metadata": _metadata(
-            naming.runtime_name(spec.worker_id), namespace, pod_labels(spec)
-        ),
+        "metadata": _metadata(name, site.namespace, pod_labels(spec, site)),
         "spec": {
             "type": "ClusterIP",
             "selector": selector,
@@ -275,35 +248,64 @@ def service_manifest(spec: LaunchSpec, *, namespace: str) -> Manifest:
     }
 
 
-def secret_manifest(spec: LaunchSpec, *, namespace: str) -> Manifest:
+def secret_manifest(spec: LaunchSpec, site: Site = DEFAULT_SITE) -> Manifest:
+    name = naming.runtime_name(spec.worker_id)
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
-        "metadata": _metadata(
-            naming.runtime_name(spec.worker_id), namespace, pod_labels(spec)
-        ),
+        "metadata": _metadata(name, site.namespace, pod_labels(spec, site)),
         "stringData": {TOKEN_KEY: spec.access_token},
     }
 
 
-def workspace_pvc_manifest(spec: LaunchSpec, *, namespace: str) -> Manifest:
+def _shared_labels(spec: LaunchSpec, site: Site) -> dict[str, str]:
+    """Labels of an object shared by workers (no worker id)."""
+    labels = pod_labels(spec, site)
+    labels.pop(naming.WORKER_ID_KEY)
+    return labels
+
+
+def workspace_pvc_manifest(spec: LaunchSpec, site: Site = DEFAULT_SITE) -> Manifest:
     """The workspace's home volume; it outlives every worker (never deleted
     by terminate)."""
-    labels = naming.runtime_labels(spec)
-    labels.pop(naming.WORKER_ID_KEY)
+    name = naming.workspace_volume_name(spec.workspace_id)
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
-        "metadata": _metadata(
-            naming.workspace_volume_name(spec.workspace_id), namespace, labels
-        ),
+        "metadata": _metadata(name, site.namespace, _shared_labels(spec, site)),
         "spec": {
             "accessModes": ["ReadWriteOnce"],
             "resources": {
                 "requests": {"storage": str(spec.resources.workspace_storage_bytes)}
             },
         },
+    }
+
+
+def project_volume_pvc_manifest(
+    spec: LaunchSpec, mount: Mount, site: Site = DEFAULT_SITE
+) -> Manifest:
+    """A project volume's PVC, made when missing from the volume's size and
+    storage class; shared by the project's workspaces, never deleted by
+    terminate. Labelled with the project, not a worker or workspace."""
+    labels = {
+        naming.MANAGED_BY_KEY: naming.MANAGED_BY_VALUE,
+        naming.PROJECT_ID_KEY: naming.label_value(spec.project_id),
+        naming.VOLUME_KEY: naming.label_value(mount.volume),
+        **site.installation_labels(),
+    }
+    pvc_spec: Manifest = {
+        "accessModes": [site.volume_access_mode],
+        "resources": {"requests": {"storage": str(mount.size_bytes)}},
+    }
+    if mount.storage_class:
+        pvc_spec["storageClassName"] = mount.storage_class
+    return {
+        "apiVersion": "v1",
+        "kind": "PersistentVolumeClaim",
+        "metadata": _metadata(mount_claim_name(spec, mount), site.namespace, labels),
+        "spec": pvc_spec,
     }
 
 

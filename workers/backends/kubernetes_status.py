@@ -6,9 +6,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import urllib3
 from kubernetes.client.exceptions import ApiException
 
-from .base import BackendError, ErrorCode, Observation, Phase
+from .base import BackendError, ErrorCode, Observation, Phase, describe_exit
+from .kubernetes_gpu import mps_unavailable
 
 # Waiting reasons that will not fix themselves: the start has failed.
 FATAL_WAITING = {
@@ -18,6 +20,13 @@ FATAL_WAITING = {
     "CreateContainerConfigError": ErrorCode.INVALID_SPEC,
 }
 MAX_EVENTS = 10
+TRANSPORT_ERRORS = (urllib3.exceptions.HTTPError, OSError)
+LISTED_PHASE = {
+    "Pending": Phase.PENDING,
+    "Running": Phase.RUNNING,
+    "Succeeded": Phase.SUCCEEDED,
+    "Failed": Phase.FAILED,
+}
 
 
 def error_from_api(exc: ApiException) -> BackendError:
@@ -29,6 +38,18 @@ def error_from_api(exc: ApiException) -> BackendError:
     lowered = message.lower()
     if exc.status == 403 and "exceeded quota" in lowered:
         return BackendError(ErrorCode.QUOTA_EXCEEDED, message)
+    if "no priorityclass with name" in lowered:
+        return BackendError(
+            ErrorCode.PRIORITY_CLASS_MISSING,
+            f"{message}; create the queues' PriorityClasses with "
+            "`manage.py kube_sync_priority_classes` (run at every deploy)",
+        )
+    if "violates podsecurity" in lowered:
+        return BackendError(
+            ErrorCode.INVALID_SPEC,
+            f"{message}; a root shell needs the runtime namespace at Pod "
+            "Security level baseline (see deploy/kubernetes), or turn root off",
+        )
     if "deviceclass" in lowered and (
         "not found" in lowered or "does not exist" in lowered
     ):
@@ -45,6 +66,14 @@ def error_from_api(exc: ApiException) -> BackendError:
         )
     return BackendError(
         ErrorCode.INTERNAL, f"Kubernetes API answered {exc.status}: {message}"
+    )
+
+
+def unreachable(exc: Exception) -> BackendError:
+    return BackendError(
+        ErrorCode.GATEWAY_UNREACHABLE,
+        f"Kubernetes API unreachable: {exc}",
+        retryable=True,
     )
 
 
@@ -79,8 +108,19 @@ def _scheduling_error(pod: dict, events: list[dict]) -> tuple[ErrorCode, str] | 
     texts += [
         e.get("message", "") for e in events if e.get("reason") == "FailedScheduling"
     ]
+    texts += [
+        e.get("message", "")
+        for e in events
+        if e.get("reason") == "FailedPrepareDynamicResources"
+        and mps_unavailable(e.get("message", ""))
+    ]
     for text in texts:
         lowered = text.lower()
+        if mps_unavailable(text):
+            return ErrorCode.DEVICE_CLASS_UNAVAILABLE, (
+                f"GPU sharing (MPS) is not available on the node: {text}; the "
+                "NVIDIA DRA driver needs its MPSSupport feature gate"
+            )
         if "deviceclass" in lowered or "device class" in lowered:
             return ErrorCode.DEVICE_CLASS_UNAVAILABLE, text
     return (ErrorCode.UNSCHEDULABLE, texts[-1]) if texts else None
@@ -105,6 +145,8 @@ def observation_from_pod(pod: dict, events: list[dict], endpoint: str) -> Observ
     PENDING with a code (capacity may free up; the start timeout decides)."""
     phase = pod.get("status", {}).get("phase", "Pending")
     lines = event_lines(events)
+    if (pod.get("metadata") or {}).get("deletionTimestamp"):
+        return Observation(Phase.TERMINATING, "", "pod terminating", lines)
     if phase == "Running":
         if _ready(pod):
             return Observation(Phase.RUNNING, endpoint, "ready", lines)
@@ -132,3 +174,27 @@ def observation_from_pod(pod: dict, events: list[dict], endpoint: str) -> Observ
         )
         return Observation(phase_now, "", text, lines, error_code=code)
     return Observation(Phase.PENDING, "", lines[-1] if lines else "pod pending", lines)
+
+
+def listed_phase(pod: dict) -> tuple[Phase, str, int | None]:
+    """(phase, message, exit code) of a pod from a LIST answer; the exit
+    code is the first terminated container's."""
+    status = pod.get("status") or {}
+    phase = LISTED_PHASE.get(status.get("phase", "Pending"), Phase.UNKNOWN)
+    if (pod.get("metadata") or {}).get("deletionTimestamp") and phase not in (
+        Phase.SUCCEEDED,
+        Phase.FAILED,
+    ):
+        return Phase.TERMINATING, "pod terminating", None
+    if phase not in (Phase.SUCCEEDED, Phase.FAILED):
+        return phase, "", None
+    code = _exit_code(pod)
+    return phase, f"pod {phase}, {describe_exit(code)}", code
+
+
+def _exit_code(pod: dict) -> int | None:
+    for status in pod.get("status", {}).get("containerStatuses", []) or []:
+        terminated = (status.get("state") or {}).get("terminated")
+        if terminated and terminated.get("exitCode") is not None:
+            return int(terminated["exitCode"])
+    return None

@@ -27,16 +27,20 @@ from .base import (
     BackendError,
     ErrorCode,
     LaunchSpec,
+    ListedRuntime,
     Observation,
     Phase,
     RuntimeBackend,
     RuntimeRef,
+    describe_exit,
 )
 from .local_process import (
     find_process,
     free_port,
     port_open,
     process_create_time,
+    read_exit,
+    record_exit,
     spawn,
     stop_group,
 )
@@ -90,8 +94,8 @@ class LocalBackend(RuntimeBackend):
 
     def observe(self, ref: RuntimeRef) -> Observation:
         """NOT_FOUND without a record; RUNNING once the port accepts
-        connections; FAILED when the process exited on its own; UNKNOWN when
-        the state directory cannot be read."""
+        connections; FAILED when the process ended (with its exit code when
+        known); UNKNOWN when the state directory cannot be read."""
         try:
             record = self._read(ref.worker_id)
         except OSError as exc:
@@ -102,8 +106,9 @@ class LocalBackend(RuntimeBackend):
         if self._process(record) is None:
             tail = self._tail(record, 5).strip().splitlines()
             detail = tail[-1] if tail else "no output"
+            ended = _ended(read_exit(self._exit_path(ref.worker_id)))
             return Observation(
-                Phase.FAILED, message=f"process exited: {detail}", events=events
+                Phase.FAILED, message=f"{ended}: {detail}", events=events
             )
         endpoint = self._endpoint(record)
         if port_open(self.host, record["port"]):
@@ -130,10 +135,11 @@ class LocalBackend(RuntimeBackend):
             self._record_path(ref.worker_id).unlink(missing_ok=True)
             shutil.rmtree(self._runtime_dir(ref.worker_id), ignore_errors=True)
 
-    def list_managed(self) -> list[RuntimeRef]:
-        """Every worker with a record (one directory scan), including ones
-        whose process died (observe says FAILED). Raises GATEWAY_UNREACHABLE
-        if the state directory cannot be read."""
+    def list_runtimes(self) -> list[ListedRuntime]:
+        """Every worker with a record (one directory scan): RUNNING while its
+        process lives, FAILED with the exit code once it ended (a record
+        stays until ``terminate``). Raises GATEWAY_UNREACHABLE if the state
+        directory cannot be read."""
         try:
             paths = sorted(self.state_dir.glob("*.json"))
             records = [json.loads(p.read_text()) for p in paths]
@@ -143,7 +149,7 @@ class LocalBackend(RuntimeBackend):
                 f"cannot read {self.state_dir}: {exc}",
                 retryable=True,
             ) from exc
-        return [self._ref(r) for r in records]
+        return [self._listed(r) for r in records]
 
     def logs(self, ref: RuntimeRef, tail: int = 100) -> str:
         record = self._read(ref.worker_id)
@@ -173,6 +179,7 @@ class LocalBackend(RuntimeBackend):
         workdir.mkdir(parents=True, exist_ok=True)
         runtime_dir = self._runtime_dir(spec.worker_id)
         runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._exit_path(spec.worker_id).unlink(missing_ok=True)  # a relaunch
         env = self._environment(spec, port, workdir, runtime_dir)
         log_path = runtime_dir / "output.log"
         popen = spawn(
@@ -183,6 +190,7 @@ class LocalBackend(RuntimeBackend):
             memory_bytes=spec.resources.memory_limit_bytes,
         )
         create_time = process_create_time(popen.pid)
+        record_exit(popen, self._exit_path(spec.worker_id))
         started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         return {
             "worker_id": spec.worker_id,
@@ -226,6 +234,13 @@ class LocalBackend(RuntimeBackend):
     def _process(self, record: dict[str, Any]):
         return find_process(record["pid"], record["create_time"])
 
+    def _listed(self, record: dict[str, Any]) -> ListedRuntime:
+        ref = self._ref(record)
+        if self._process(record) is not None:
+            return ListedRuntime(ref, Phase.RUNNING)
+        code = read_exit(self._exit_path(record["worker_id"]))
+        return ListedRuntime(ref, Phase.FAILED, _ended(code), code)
+
     def _ref(self, record: dict[str, Any]) -> RuntimeRef:
         return RuntimeRef(
             backend=self.name,
@@ -258,6 +273,9 @@ class LocalBackend(RuntimeBackend):
     def _runtime_dir(self, worker_id: str) -> Path:
         return self.state_dir / runtime_name(worker_id)
 
+    def _exit_path(self, worker_id: str) -> Path:
+        return self._runtime_dir(worker_id) / "exit-code"
+
     def _read(self, worker_id: str) -> dict[str, Any] | None:
         try:
             return json.loads(self._record_path(worker_id).read_text())
@@ -279,3 +297,7 @@ class LocalBackend(RuntimeBackend):
         with open(self.state_dir / f"{runtime_name(worker_id)}.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
+
+
+def _ended(code: int | None) -> str:
+    return f"process ended, {describe_exit(code)}"

@@ -10,6 +10,7 @@ import resource
 import signal
 import socket
 import subprocess
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -61,6 +62,33 @@ def spawn(
             start_new_session=True,
             preexec_fn=_rlimits(memory_bytes),  # only setrlimit: fork-safe
         )
+
+
+def record_exit(popen: subprocess.Popen, path: Path) -> None:
+    """Wait for ``popen`` in a daemon thread, then write its exit code to
+    ``path`` as a shell reports it (128 + N when killed by signal N).
+
+    The exit status of a process can only be had by its parent, so this is
+    the one record of how a runtime ended that other processes (reconcile,
+    a restarted control plane) can read. It also reaps the child at once:
+    no zombie is left waiting for the next ``Popen``. Nothing is written
+    once ``path``'s directory is gone (the runtime was terminated)."""
+
+    def wait() -> None:
+        code = popen.wait()
+        with contextlib.suppress(OSError):
+            path.write_text(str(128 - code if code < 0 else code))
+
+    threading.Thread(target=wait, name=f"reap-{popen.pid}", daemon=True).start()
+
+
+def read_exit(path: Path) -> int | None:
+    """The exit code ``record_exit`` wrote; None when unknown (still
+    running, or its parent died before it)."""
+    try:
+        return int(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def process_create_time(pid: int) -> float:

@@ -10,12 +10,14 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from django.conf import settings
 
 from .base import BackendError, ErrorCode, RuntimeBackend
 
 _instances: dict[str, RuntimeBackend] = {}
+DEFAULT_DOCKER_SOCKET = Path("/var/run/docker.sock")
 _lock = threading.Lock()
 
 
@@ -28,7 +30,7 @@ def _local() -> RuntimeBackend:
 def _docker() -> RuntimeBackend:
     from .docker import DockerBackend
 
-    url = settings.NOTEBOOK_RUNTIME_DOCKER_URL or "unix:///var/run/docker.sock"
+    url = settings.NOTEBOOK_RUNTIME_DOCKER_URL or f"unix://{DEFAULT_DOCKER_SOCKET}"
     return DockerBackend(
         url,
         network=settings.NOTEBOOK_RUNTIME_DOCKER_NETWORK,
@@ -36,11 +38,31 @@ def _docker() -> RuntimeBackend:
     )
 
 
+def kubernetes_site():
+    """The cluster layout of this installation, from settings."""
+    from .kubernetes_site import DEFAULT_GPU_PROFILES, GpuProfile, Site
+
+    profiles = {
+        name: GpuProfile.from_json(data)
+        for name, data in settings.NOTEBOOK_RUNTIME_KUBE_GPU_PROFILES.items()
+    }
+    return Site(
+        namespace=settings.NOTEBOOK_RUNTIME_KUBE_NAMESPACE,
+        installation=settings.NOTEBOOK_FLEET_INSTALLATION_ID,
+        gpu_profiles=profiles or dict(DEFAULT_GPU_PROFILES),
+        control_plane_namespace=settings.NOTEBOOK_RUNTIME_KUBE_CONTROL_PLANE_NAMESPACE,
+        user_namespaces=settings.NOTEBOOK_RUNTIME_KUBE_USER_NAMESPACES,
+        volume_access_mode=settings.NOTEBOOK_RUNTIME_KUBE_VOLUME_ACCESS_MODE,
+        dependency_cache_claim=settings.NOTEBOOK_RUNTIME_KUBE_DEPENDENCY_CACHE_PVC,
+    )
+
+
 def _kubernetes() -> RuntimeBackend:
     from .kubernetes import KubernetesBackend
 
     return KubernetesBackend.from_config(
-        namespace=settings.NOTEBOOK_RUNTIME_KUBE_NAMESPACE
+        site=kubernetes_site(),
+        endpoint_mode=settings.NOTEBOOK_RUNTIME_KUBE_ENDPOINT_MODE,
     )
 
 
@@ -80,6 +102,29 @@ def get_backend(name: str = "") -> RuntimeBackend:
                 )
             _instances[name] = FACTORIES[name]()
         return _instances[name]
+
+
+def unavailable_reason(name: str) -> str:
+    """Why backend ``name`` cannot be used in this process ("" when it can),
+    judged from configuration: building a backend reads its settings and
+    config files but calls no engine, cluster or gateway."""
+    with _lock:
+        if name in _instances:
+            return ""
+    if (
+        name == "docker"
+        and not settings.NOTEBOOK_RUNTIME_DOCKER_URL
+        and not DEFAULT_DOCKER_SOCKET.exists()
+    ):
+        return (
+            "no Docker engine is configured (NOTEBOOK_RUNTIME_DOCKER_URL is unset "
+            f"and {DEFAULT_DOCKER_SOCKET} does not exist)"
+        )
+    try:
+        get_backend(name)
+    except BackendError as exc:
+        return exc.message
+    return ""
 
 
 @contextlib.contextmanager

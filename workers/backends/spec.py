@@ -88,6 +88,11 @@ def _validate_mounts(spec: LaunchSpec) -> None:
             raise invalid(f"mount path {path!r} would hide a system directory")
         if not is_dns_label(mount.volume):
             raise invalid(f"volume {mount.volume!r} must be a DNS label")
+        if mount.project_id != spec.project_id:
+            raise invalid(
+                f"volume {mount.volume!r} belongs to another project; a "
+                "workspace mounts only its own project's volumes"
+            )
         if normal in seen_paths or normal == WORKSPACE_PATH:
             raise invalid(f"mount path {path!r} is used twice")
         seen_paths.add(normal)

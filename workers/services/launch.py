@@ -37,7 +37,7 @@ ZERO = Decimal("0")
 class LaunchLimits:
     """The limits that apply to one launch, read by the caller."""
 
-    space_label: str = ""
+    project_label: str = ""
     gpu_quota: Decimal | None = None  # None = no project quota applies
     queue_deserved_gpu_limit: Decimal | None = None
 
@@ -52,7 +52,7 @@ class LaunchRequest:
     name: str
     backend: str
     workspace_id: object = None
-    space_id: object = None
+    project_id: object = None
     resource_class_id: str | None = None
     resource_snapshot: dict = field(default_factory=dict)
     gpu_units: Decimal = ZERO
@@ -66,7 +66,7 @@ def worker_launch(
 ) -> Worker:
     """Create a ``starting`` worker if every limit allows it, and enqueue its
     start on commit. Raises ``LaunchRefused`` naming the limit; writes
-    nothing then. Safe under concurrency: the owner's row and per-space,
+    nothing then. Safe under concurrency: the owner's row and per-project,
     per-queue and per-GPU-model locks serialise competing launches."""
     with transaction.atomic():
         _lock_for(request)
@@ -92,7 +92,7 @@ def _lock_for(request: LaunchRequest) -> None:
     get_user_model().objects.select_for_update().filter(pk=request.owner_id).exists()
     if connection.vendor != "postgresql":
         return
-    keys = [f"space:{request.space_id}", f"queue:{request.spec.queue_name}"]
+    keys = [f"project:{request.project_id}", f"queue:{request.spec.queue_name}"]
     if request.gpu_units > 0:
         keys.append(f"gpu:{request.gpu_model}")
     with connection.cursor() as cursor:
@@ -106,7 +106,9 @@ def _usage(request: LaunchRequest) -> dict:
     allocated = Worker.objects.filter(status__in=states.ALLOCATED_STATUSES)
     return allocated.aggregate(
         user_workers=Count("id", filter=Q(owner_id=request.owner_id)),
-        space_units=Sum("gpu_units", filter=Q(space_id=request.space_id), default=ZERO),
+        project_units=Sum(
+            "gpu_units", filter=Q(project_id=request.project_id), default=ZERO
+        ),
         queue_units=Sum(
             "gpu_units", filter=Q(queue_name=request.spec.queue_name), default=ZERO
         ),
@@ -129,17 +131,17 @@ def _check_limits(request: LaunchRequest) -> list:
         )
     if request.gpu_units <= 0:
         return []
-    _check_space_quota(request, usage["space_units"])
+    _check_project_quota(request, usage["project_units"])
     _check_queue_limit(request, usage["queue_units"])
     return preemption.victims_for(request, usage["model_units"])
 
 
-def _check_space_quota(request: LaunchRequest, used: Decimal) -> None:
+def _check_project_quota(request: LaunchRequest, used: Decimal) -> None:
     quota = request.limits.gpu_quota
     if quota is not None and used + request.gpu_units > quota:
         raise LaunchRefused(
             "project_gpu_quota",
-            f"Project {request.limits.space_label} has {gpu_text(used)} of "
+            f"Project {request.limits.project_label} has {gpu_text(used)} of "
             f"{gpu_text(quota)} GPUs in use and this workspace needs "
             f"{gpu_text(request.gpu_units)}; stop a workspace or ask a project "
             "manager to raise the quota",
@@ -166,7 +168,7 @@ def _create_worker(request: LaunchRequest) -> Worker:
         workspace_id=request.workspace_id,
         name=request.name,
         owner_id=request.owner_id,
-        space_id=request.space_id,
+        project_id=request.project_id,
         backend=request.backend,
         status=states.STARTING,
         resource_class_id=request.resource_class_id,

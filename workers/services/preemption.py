@@ -13,8 +13,7 @@ from django.conf import settings
 from workers import states
 from workers.models import Worker
 from workers.services.errors import LaunchRefused, gpu_text
-from workers.services.queueing import enqueue_stop
-from workers.services.transitions import workers_transition
+from workers.services.stopping import workers_request_stop
 
 PREEMPTED = "Preempted by higher-priority workload"
 
@@ -59,19 +58,14 @@ def victims_for(request, model_units: Decimal) -> list:
 
 
 def preempt(*, victims: list, by_worker: Worker) -> list:
-    """Move ``victims`` to stopping with the preemption reason and enqueue
-    their stops on commit. Returns the ids that moved."""
+    """Ask for the stop of ``victims`` with the preemption reason, through
+    the one stop service. Returns the ids that moved to ``stopping``."""
     if not victims:
         return []
-    moved = workers_transition(
+    return workers_request_stop(
         worker_ids=victims,
-        expected=states.ALLOCATED_STATUSES,
-        to=states.STOPPING,
         actor_type="system",
         actor_label="preemption",
         reason=PREEMPTED,
         data={"preempted_by": str(by_worker.id), "queue": by_worker.queue_name},
     )
-    for worker_id in moved:
-        enqueue_stop(worker_id)
-    return moved

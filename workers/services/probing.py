@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from workers import states
 from workers.models import Worker
+from workers.probe import Health
 from workers.services import runtime
 from workers.services.idle import idle_next_action
 from workers.services.runtime import HealthReport
@@ -42,7 +43,7 @@ def probe_endpoints(workers: Sequence[Worker]) -> list[HealthReport]:
     results = asyncio.run(probe.probe_many(targets, timeout))
     return [
         HealthReport(
-            health=str(r.health),
+            health=r.health,
             latency_ms=r.latency_ms,
             last_activity=r.last_activity,
             busy=r.busy,
@@ -76,7 +77,7 @@ def workers_probe(*, workers: Sequence[Worker] | None = None) -> dict:
 
 
 def _status_after(worker: Worker, report: HealthReport) -> str:
-    if report.health != "ready":
+    if report.health != Health.READY:
         return worker.status
     return states.BUSY if report.busy else states.READY
 
@@ -90,8 +91,9 @@ def _apply(worker: Worker, report: HealthReport, status: str, now) -> None:
         worker.last_activity_at is None or activity > worker.last_activity_at
     ):
         worker.last_activity_at = activity
+    # ``status`` is what the probe saw; the row's status moves only through
+    # ``_flip`` (the transition service), never by this bulk update.
     worker.next_action, worker.next_action_at = idle_next_action(worker, status=status)
-    worker.status = status
 
 
 def _flip(workers: list[Worker], expected: str, to: str, reason: str) -> None:

@@ -10,6 +10,7 @@ unavailable" (the user sees Error and can start again), a stop stays
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from django.db import transaction
 
@@ -20,25 +21,24 @@ log = logging.getLogger(__name__)
 QUEUE_UNAVAILABLE = "task_queue_unavailable"
 
 
-def _send(task_name: str, worker_id: str) -> None:
-    from workers import tasks
-
-    getattr(tasks, task_name).apply_async(kwargs={"worker_id": worker_id})
+def _send(task: Any, worker_id: str) -> None:
+    """The one place that talks to the broker (tests replace it)."""
+    task.apply_async(kwargs={"worker_id": worker_id})
 
 
 def enqueue_on_commit(
-    task_name: str, worker_id, *, on_failure: Callable[[Exception], None]
+    task: Any, worker_id, *, on_failure: Callable[[Exception], None]
 ) -> None:
-    """Send ``workers.tasks.<task_name>(worker_id=...)`` after commit; a
-    send that fails calls ``on_failure(exc)`` instead of raising."""
+    """Send the Celery ``task(worker_id=...)`` after commit; a send that
+    fails calls ``on_failure(exc)`` instead of raising."""
     worker_id = str(worker_id)
 
     def send() -> None:
         try:
-            _send(task_name, worker_id)
+            _send(task, worker_id)
         except Exception as exc:  # noqa: BLE001 - any broker failure
             log.warning(
-                "could not enqueue %s for %s", task_name, worker_id, exc_info=True
+                "could not enqueue %s for %s", task.name, worker_id, exc_info=True
             )
             on_failure(exc)
 
@@ -63,7 +63,10 @@ def enqueue_start(worker_id) -> None:
             },
         )
 
-    enqueue_on_commit("start_worker", worker_id, on_failure=failed)
+    # Imported here: workers.tasks imports the services that import this module.
+    from workers.tasks import start_worker
+
+    enqueue_on_commit(start_worker, worker_id, on_failure=failed)
 
 
 def enqueue_stop(worker_id) -> None:
@@ -77,6 +80,8 @@ def enqueue_stop(worker_id) -> None:
         worker = Worker.objects.filter(id=worker_id, status=states.STOPPING).first()
         if worker is not None:
             message = f"Task queue unavailable: {exc}"
-            stop_failed(worker, message, 0, "enqueue", code=QUEUE_UNAVAILABLE)
+            stop_failed(worker, message, "enqueue", code=QUEUE_UNAVAILABLE)
 
-    enqueue_on_commit("stop_worker", worker_id, on_failure=failed)
+    from workers.tasks import stop_worker
+
+    enqueue_on_commit(stop_worker, worker_id, on_failure=failed)

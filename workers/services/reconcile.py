@@ -1,13 +1,22 @@
 """Bring the database and the backends into agreement.
 
 Per backend: read the workers that may have a runtime, then one
-``list_managed()`` call (in that order, so a runtime created after the read
+``list_runtimes()`` call (in that order, so a runtime created after the read
 is never mistaken for a vanished one), then:
 
 * runtimes no active worker claims are orphans: terminated once their
   worker has been terminal for the grace period (or has no row at all);
+  a backend lists a runtime whose leftovers outlived it (Kubernetes: a
+  Secret or claim of a half-finished launch) as NOT_FOUND, so these are
+  removed the same way, and count as "not listed" for active workers;
 * active workers whose runtime is not listed: ``stopping`` ones are
   ``stopped`` (the backend confirms it is gone), started ones ``failed``;
+* workers that should run (starting, ready, busy) whose runtime is listed
+  as stopped, whatever its exit code: ``failed`` as vanished, with the exit
+  code, and the runtime removed;
+* ``starting`` workers past their start deadline (their start task was
+  lost, e.g. with its Celery worker): ``failed`` (start timeout) and the
+  runtime removed, without waiting for the broker to redeliver the task;
 * ``stopping`` workers whose runtime is still listed and whose stop failed
   or stalled: terminate retried.
 
@@ -19,6 +28,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 from django.conf import settings
@@ -26,14 +36,20 @@ from django.db.models import Q
 from django.utils import timezone
 
 from workers import states
-from workers.backends.base import BackendError
+from workers.backends.base import BackendError, ListedRuntime, Phase
 from workers.models import Worker, WorkerEvent
 from workers.services import runtime
+from workers.services.starting import (
+    start_deadline,
+    start_timeout_message,
+    worker_fail,
+)
 from workers.services.stopping import worker_stop_run
 from workers.services.transitions import workers_transition
 
 log = logging.getLogger(__name__)
 VANISHED = "Runtime vanished: the backend no longer lists it"
+STOPPED = "Runtime stopped while the worker should run"
 
 
 def reconcile_backend_names(now) -> set[str]:
@@ -78,43 +94,74 @@ def _reconcile_backend(name: str, now) -> dict:
             "status_changed_at",
             "error_code",
             "next_action_at",
+            "created_at",
         )
     )
     backend = runtime.backend_for(name)
-    listed = {ref.worker_id: ref for ref in backend.list_managed()}
+    listed = {item.ref.worker_id: item for item in backend.list_runtimes()}
     claimed = {str(w["id"]) for w in active}
+    refs = {worker_id: item.ref for worker_id, item in listed.items()}
     done = {
         "listed": len(listed),
         "active": len(active),
-        "orphans_terminated": _terminate_orphans(backend, listed, claimed, now),
+        "orphans_terminated": _terminate_orphans(backend, refs, claimed, now),
     }
     done.update(_settle_active(active, listed, now))
     return done
 
 
-def _settle_active(active: list[dict], listed: dict, now) -> dict:
-    gone_stopping, vanished, stuck = [], [], []
+@dataclass
+class _Todo:
+    """What one pass does to a backend's active workers."""
+
+    gone_stopping: list = field(default_factory=list)  # stop confirmed
+    stuck: list = field(default_factory=list)  # stop to retry
+    vanished: list = field(default_factory=list)  # rows: runtime not listed
+    ended: dict = field(default_factory=dict)  # id -> ListedRuntime, stopped
+    late: dict = field(default_factory=dict)  # id -> ListedRuntime | None
+
+
+def _sort_active(active: list[dict], listed: dict, now) -> _Todo:
+    todo = _Todo()
     for row in active:
-        present = str(row["id"]) in listed
+        item = listed.get(str(row["id"]))
+        if item is not None and item.phase == Phase.NOT_FOUND:
+            item = None  # only leftovers (a Secret...) of a runtime that is gone
         if row["status"] == states.STOPPING:
-            if not present:
-                gone_stopping.append(row["id"])
+            if item is None:
+                todo.gone_stopping.append(row["id"])
             elif _stop_stuck(row, now):
-                stuck.append(row["id"])
-        elif not present and row["runtime_ref"]:
-            vanished.append(row)
+                todo.stuck.append(row["id"])
+        elif item is not None and item.stopped:
+            todo.ended[row["id"]] = item
+        elif item is None and row["runtime_ref"]:
+            todo.vanished.append(row)
+        elif row["status"] == states.STARTING and (
+            start_deadline(row["created_at"]) <= now
+        ):
+            todo.late[row["id"]] = item
+    return todo
+
+
+def _settle_active(active: list[dict], listed: dict, now) -> dict:
+    todo = _sort_active(active, listed, now)
     stopped = workers_transition(
-        worker_ids=gone_stopping,
+        worker_ids=todo.gone_stopping,
         expected=states.STOPPING,
         to=states.STOPPED,
         actor_type="system",
         actor_label="reconcile_workers",
         reason="Runtime gone: stop confirmed by the backend's list",
     )
-    failed = _fail_vanished(vanished)
-    for worker_id in stuck:
+    failed = len(_fail_vanished(todo.vanished)) + _fail_stopped(todo.ended)
+    for worker_id in todo.stuck:
         worker_stop_run(worker_id=worker_id, actor_label="reconcile_workers")
-    return {"stopped": len(stopped), "failed": len(failed), "stop_retried": len(stuck)}
+    return {
+        "stopped": len(stopped),
+        "failed": failed,
+        "start_timed_out": _fail_late_starts(todo.late),
+        "stop_retried": len(todo.stuck),
+    }
 
 
 def _stop_stuck(row: dict, now) -> bool:
@@ -142,6 +189,43 @@ def _fail_vanished(rows: list[dict]) -> list:
             fields={"error_code": "runtime_vanished", "error_detail": VANISHED},
         )
     return failed
+
+
+def _fail_stopped(ended: dict) -> int:
+    """Fail each worker whose runtime stopped (with how it ended), removing
+    the runtime's leftovers (record, stopped container, finished pod)."""
+    count = 0
+    should_run = states.ALLOCATED_STATUSES
+    for worker in Worker.objects.filter(id__in=list(ended), status__in=should_run):
+        item: ListedRuntime = ended[worker.id]
+        message = f"{STOPPED}: {item.message or item.phase}"
+        count += worker_fail(
+            worker,
+            expected=should_run,
+            code="runtime_vanished",
+            message=message,
+            ref=item.ref,
+            actor_label="reconcile_workers",
+            data={"phase": str(item.phase), "exit_code": item.exit_code},
+        )
+    return count
+
+
+def _fail_late_starts(late: dict) -> int:
+    """Fail ``starting`` workers past their start deadline and remove the
+    runtime their lost start task may have left."""
+    count = 0
+    for worker in Worker.objects.filter(id__in=list(late), status=states.STARTING):
+        item: ListedRuntime | None = late[worker.id]
+        count += worker_fail(
+            worker,
+            expected=states.STARTING,
+            code="timeout",
+            message=start_timeout_message(),
+            ref=item.ref if item else None,
+            actor_label="reconcile_workers",
+        )
+    return count
 
 
 def _terminate_orphans(backend, listed: dict, claimed: set[str], now) -> int:

@@ -10,9 +10,10 @@ from __future__ import annotations
 from decimal import Decimal
 
 from workers import states
-from workers.backends.base import LaunchSpec
+from workers.backends.base import InvalidLaunchSpec, LaunchSpec
 from workers.models import Worker
-from workers.services.errors import LaunchRefused
+from workers.services import runtime
+from workers.services.errors import LaunchRefused, start_refused_while_active
 from workers.services.launch import LaunchLimits, LaunchRequest, worker_launch
 
 
@@ -21,27 +22,27 @@ def worker_start_again(*, worker: Worker, actor) -> Worker:
     limits and quotas). Raises ``LaunchRefused`` when a limit is hit, when
     the worker is still active, or when its workspace runs another one."""
     if worker.status not in states.TERMINAL_STATUSES:
-        raise LaunchRefused(
-            "worker_active",
-            "This worker is still active; stop it before starting again.",
-        )
-    if (
-        worker.workspace_id
-        and Worker.objects.filter(
+        raise start_refused_while_active("This worker", worker.status, "worker_active")
+    active = (
+        Worker.objects.filter(
             workspace_id=worker.workspace_id, status__in=states.ACTIVE_STATUSES
-        ).exists()
-    ):
-        raise LaunchRefused(
-            "workspace_active",
-            "The workspace already runs; stop it before starting again.",
         )
+        .values_list("status", flat=True)
+        .first()
+        if worker.workspace_id
+        else None
+    )
+    if active:
+        raise start_refused_while_active("Its workspace", active, "workspace_active")
+    spec = _stored_spec(worker)
+    _check_backend(worker)
     request = LaunchRequest(
-        spec=LaunchSpec.from_json(worker.launch_spec),
+        spec=spec,
         owner_id=worker.owner_id,
         name=worker.name,
         backend=worker.backend,
         workspace_id=worker.workspace_id,
-        space_id=worker.space_id,
+        project_id=worker.project_id,
         resource_class_id=worker.resource_class_id,
         resource_snapshot=worker.resource_snapshot,
         gpu_units=worker.gpu_units,
@@ -52,11 +53,40 @@ def worker_start_again(*, worker: Worker, actor) -> Worker:
     return worker_launch(request=request, actor=actor, actor_type="admin")
 
 
+def _stored_spec(worker: Worker) -> LaunchSpec:
+    """The row's launch spec; ``LaunchRefused`` when there is none or it was
+    written in a format this version cannot read (rows from before the spec
+    was stored, or hand-made ones)."""
+    try:
+        return LaunchSpec.from_json(worker.launch_spec)
+    except InvalidLaunchSpec as exc:
+        if exc.empty:
+            message = "This worker has no launch spec; start its workspace instead."
+        else:
+            message = (
+                f"This worker's launch spec is in an older format ({exc.message}); "
+                "start its workspace instead."
+            )
+        raise LaunchRefused("launch_spec", message) from exc
+
+
+def _check_backend(worker: Worker) -> None:
+    """Refuse before creating a worker that could only fail: rows from a
+    backend this installation does not run (another site's, the demo's)."""
+    reason = runtime.backend_unavailable_reason(worker.backend)
+    if reason:
+        raise LaunchRefused(
+            "backend_unavailable",
+            f"This worker ran on the {worker.backend} backend, which is not "
+            f"available here: {reason}. Start its workspace instead.",
+        )
+
+
 def _limits_from_row(worker: Worker) -> LaunchLimits:
-    space = worker.space
-    if space is None:
+    project = worker.project
+    if project is None:
         return LaunchLimits()
-    plan = space.plan
+    plan = project.plan
     if worker.plan_bound and plan is not None and not plan.window_state().open:
         raise LaunchRefused(
             "plan_window",
@@ -68,7 +98,7 @@ def _limits_from_row(worker: Worker) -> LaunchLimits:
         queue.deserved_gpu_limit if queue and queue.name == worker.queue_name else None
     )
     return LaunchLimits(
-        space_label=space.name,
-        gpu_quota=Decimal(space.gpu_quota),
+        project_label=project.name,
+        gpu_quota=Decimal(project.gpu_quota),
         queue_deserved_gpu_limit=deserved,
     )

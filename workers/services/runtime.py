@@ -17,6 +17,7 @@ from workers.backends.base import (
     Phase,
     RuntimeBackend,
 )
+from workers.probe import Health
 
 _backend_overrides: dict[str, RuntimeBackend] = {}
 _probe_override: list[Callable] = []
@@ -26,7 +27,7 @@ _probe_override: list[Callable] = []
 class HealthReport:
     """What one probe of a runtime's endpoint found."""
 
-    health: str  # ready | starting | error | unreachable
+    health: Health
     latency_ms: int | None = None
     last_activity: datetime | None = None
     busy: bool = False
@@ -40,6 +41,15 @@ def backend_for(name: str) -> RuntimeBackend:
     from workers.backends.registry import get_backend
 
     return get_backend(name)
+
+
+def backend_unavailable_reason(name: str) -> str:
+    """Why backend ``name`` cannot be used here, or "" (an override can)."""
+    if name in _backend_overrides:
+        return ""
+    from workers.backends.registry import unavailable_reason
+
+    return unavailable_reason(name)
 
 
 def override_backend(name: str, backend: RuntimeBackend | None) -> None:

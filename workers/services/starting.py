@@ -9,6 +9,7 @@ launch idempotently by worker id). A start that cannot finish ends in
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import replace
 from datetime import timedelta
@@ -19,18 +20,26 @@ from django.utils import timezone
 from workers import states
 from workers.backends.base import LaunchSpec, Phase, RuntimeRef
 from workers.models import Worker
+from workers.sanitize import sanitize
 from workers.services import runtime
 from workers.services.idle import idle_next_action
 from workers.services.transitions import worker_record_event, worker_transition
 
+log = logging.getLogger(__name__)
 sleep = time.sleep  # tests replace this to run the wait loop without waiting
-GONE = (Phase.FAILED, Phase.SUCCEEDED, Phase.NOT_FOUND)
+GONE = (Phase.FAILED, Phase.SUCCEEDED, Phase.NOT_FOUND, Phase.TERMINATING)
 
 
-def start_deadline(worker: Worker):
-    return worker.created_at + timedelta(
+def start_deadline(created_at):
+    """When a start created at ``created_at`` has failed: enforced by the
+    start task and, should that task be lost, by ``reconcile_workers``."""
+    return created_at + timedelta(
         seconds=settings.NOTEBOOK_RUNTIME_START_TIMEOUT_SECONDS
     )
+
+
+def start_timeout_message() -> str:
+    return f"Start timed out after {settings.NOTEBOOK_RUNTIME_START_TIMEOUT_SECONDS} s"
 
 
 def worker_start_run(*, worker_id) -> str:
@@ -68,7 +77,7 @@ def _launch(worker: Worker) -> RuntimeRef | None:
             break
         except Exception as raised:  # noqa: BLE001 - see as_backend_error
             exc = runtime.as_backend_error(raised)
-            if not exc.retryable or timezone.now() >= start_deadline(worker):
+            if not exc.retryable or timezone.now() >= start_deadline(worker.created_at):
                 fail_start(worker, code=str(exc.code), message=f"Launch failed: {exc}")
                 return None
             _progress(worker, f"Launch retrying: {exc.message}")
@@ -95,14 +104,8 @@ def _wait_until_ready(worker: Worker, ref: RuntimeRef) -> None:
     backend = runtime.backend_for(worker.backend)
     last_message = ""
     while _status(worker.id) == states.STARTING:
-        if timezone.now() >= start_deadline(worker):
-            limit = settings.NOTEBOOK_RUNTIME_START_TIMEOUT_SECONDS
-            fail_start(
-                worker,
-                code="timeout",
-                message=f"Start timed out after {limit} s",
-                ref=ref,
-            )
+        if timezone.now() >= start_deadline(worker.created_at):
+            fail_start(worker, code="timeout", message=start_timeout_message(), ref=ref)
             return
         observation = runtime.observe_safely(backend, ref)
         if observation.phase in GONE:
@@ -181,12 +184,26 @@ def fail_start(worker: Worker, *, code: str, message: str, ref=None) -> bool:
 
 
 def worker_fail(
-    worker: Worker, *, expected, code: str, message: str, ref=None, actor_label: str
+    worker: Worker,
+    *,
+    expected,
+    code: str,
+    message: str,
+    ref=None,
+    actor_label: str,
+    data: dict | None = None,
 ) -> bool:
-    """Move a worker to ``failed`` with a sanitized reason, first removing
-    its runtime (best effort: ``reconcile_workers`` removes what is left as
-    an orphan). False when the worker was no longer in ``expected``."""
-    data = {}
+    """Move a worker to ``failed`` with a sanitized reason (``data`` goes
+    on its event), first removing its runtime (best effort:
+    ``reconcile_workers`` removes what is left as an orphan). False when the
+    worker was no longer in ``expected``."""
+    data = dict(data or {})
+    log.warning(
+        "worker failed (%s): %s",
+        code,
+        sanitize(message, extra_secrets=(worker.access_token,)),
+        extra={"worker_id": str(worker.id)},
+    )
     if ref is not None:
         backend = runtime.backend_for(worker.backend)
         if not _terminate_quietly(backend, ref):

@@ -5,8 +5,11 @@ gone).
 A stop that fails leaves the worker ``stopping`` with the error recorded
 (``Worker.stop_failed``), a ``stop retry`` as its next action and the task
 retried with backoff; ``reconcile_workers`` keeps retrying after the task
-gives up, so a failed stop is never dropped. Nothing here blocks deleting a
-workspace: deletion only asks for a stop.
+gives up, so a failed stop is never dropped. Attempts are counted from the
+worker's own events, not by whichever task or pass made them, so the
+backoff grows whoever retries (the task, reconcile, an admin's "retry
+stop"). Nothing here blocks deleting a workspace: deletion only asks for a
+stop.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from django.utils import timezone
 
 from workers import states
 from workers.backends.base import Phase, RuntimeRef
-from workers.models import Worker
+from workers.models import Worker, WorkerEvent
 from workers.sanitize import sanitize
 from workers.services import runtime
 from workers.services.queueing import enqueue_stop
@@ -30,6 +33,10 @@ from workers.services.transitions import (
 )
 
 GONE = (Phase.NOT_FOUND, Phase.SUCCEEDED, Phase.FAILED)
+# A runtime in its termination grace period is checked again this soon:
+# the delete was accepted, so this is no failed stop.
+TERMINATING_RECHECK_SECONDS = 5
+STOP_ATTEMPT = "stop_attempt"  # event data key of a failed stop attempt
 
 
 @dataclass(frozen=True)
@@ -43,20 +50,39 @@ def _label(actor, actor_type: str) -> str:
 
 
 def worker_request_stop(
-    *, worker: Worker, actor_type: str, actor=None, reason: str
+    *,
+    worker: Worker,
+    actor_type: str,
+    reason: str,
+    actor=None,
+    actor_label: str = "",
+    data: dict | None = None,
 ) -> None:
     """Move an allocated worker to ``stopping`` and enqueue ``stop_worker``.
     A worker already stopping or terminal is left alone (idempotent)."""
     workers_request_stop(
-        worker_ids=[worker.id], actor_type=actor_type, actor=actor, reason=reason
+        worker_ids=[worker.id],
+        actor_type=actor_type,
+        reason=reason,
+        actor=actor,
+        actor_label=actor_label,
+        data=data,
     )
 
 
 def workers_request_stop(
-    *, worker_ids, actor_type: str, reason: str, actor=None, actor_label: str = ""
+    *,
+    worker_ids,
+    actor_type: str,
+    reason: str,
+    actor=None,
+    actor_label: str = "",
+    data: dict | None = None,
 ) -> list:
-    """``worker_request_stop`` for many workers (reapers). Returns the ids
-    that moved to ``stopping``."""
+    """``worker_request_stop`` for many workers (reapers, preemption, plan
+    windows): the one way to ask for a stop. The transition clears any
+    planned next action (an idle stop is moot once stopping). Returns the
+    ids that moved to ``stopping``."""
     moved = workers_transition(
         worker_ids=worker_ids,
         expected=states.ALLOCATED_STATUSES,
@@ -65,7 +91,7 @@ def workers_request_stop(
         actor=actor,
         actor_label=actor_label or _label(actor, actor_type),
         reason=reason,
-        fields={"next_action": "", "next_action_at": None},
+        data=data,
     )
     for worker_id in moved:
         enqueue_stop(worker_id)
@@ -89,15 +115,27 @@ def worker_retry_stop(*, worker: Worker, actor) -> None:
 
 
 def stop_backoff_seconds(attempt: int) -> int:
+    """The wait after failed attempt ``attempt`` (1, 2, 3...): the base,
+    doubled after each further failure, up to the cap."""
     base = settings.NOTEBOOK_RUNTIME_STOP_RETRY_BASE_SECONDS
     return min(
-        base * 2 ** max(attempt, 0), settings.NOTEBOOK_RUNTIME_STOP_RETRY_MAX_SECONDS
+        base * 2 ** max(attempt - 1, 0),
+        settings.NOTEBOOK_RUNTIME_STOP_RETRY_MAX_SECONDS,
     )
 
 
-def worker_stop_run(
-    *, worker_id, attempt: int = 0, actor_label: str = "stop_worker"
-) -> StopOutcome:
+def stop_attempts_failed(worker: Worker) -> int:
+    """How many attempts of this stop failed so far: the ``stop failed``
+    events since the worker became ``stopping``."""
+    return WorkerEvent.objects.filter(
+        worker_id=worker.id,
+        kind=WorkerEvent.Kind.ERROR,
+        at__gte=worker.status_changed_at,
+        data__has_key=STOP_ATTEMPT,
+    ).count()
+
+
+def worker_stop_run(*, worker_id, actor_label: str = "stop_worker") -> StopOutcome:
     """Terminate a worker's runtime and end its stop. Idempotent: a worker
     already terminal is done; an allocated one is moved to ``stopping``
     first (a stop task that arrives without a request)."""
@@ -115,24 +153,30 @@ def worker_stop_run(
         )
     if not worker.runtime_ref:
         return _confirm_stopped(worker, "No runtime was created", actor_label)
-    return _terminate(worker, attempt, actor_label)
+    return _terminate(worker, actor_label)
 
 
-def _terminate(worker: Worker, attempt: int, actor_label: str) -> StopOutcome:
+def _terminate(worker: Worker, actor_label: str) -> StopOutcome:
     backend = runtime.backend_for(worker.backend)
     ref = RuntimeRef.from_json(worker.runtime_ref)
     try:
         backend.terminate(ref)
     except Exception as raised:  # noqa: BLE001 - see as_backend_error
-        return stop_failed(
-            worker, runtime.as_backend_error(raised), attempt, actor_label
-        )
+        return stop_failed(worker, runtime.as_backend_error(raised), actor_label)
     observation = runtime.observe_safely(backend, ref)
+    if observation.phase == Phase.TERMINATING:
+        worker_record_event(
+            worker_id=worker.id,
+            kind="progress",
+            actor_type="backend",
+            actor_label=actor_label,
+            reason="Runtime terminating (grace period); confirming shortly",
+            publish_owner_id=worker.owner_id,
+        )
+        return StopOutcome(done=False, retry_in=TERMINATING_RECHECK_SECONDS)
     if observation.phase not in GONE:
         message = f"Runtime still {observation.phase} after terminate"
-        return stop_failed(
-            worker, message, attempt, actor_label, code="stop_unconfirmed"
-        )
+        return stop_failed(worker, message, actor_label, code="stop_unconfirmed")
     return _confirm_stopped(worker, "Runtime removed", actor_label)
 
 
@@ -150,9 +194,12 @@ def _confirm_stopped(worker: Worker, reason: str, actor_label: str) -> StopOutco
 
 
 def stop_failed(
-    worker: Worker, error, attempt: int, actor_label: str, *, code: str = ""
+    worker: Worker, error, actor_label: str, *, code: str = ""
 ) -> StopOutcome:
-    """Record a failed stop on a ``stopping`` worker and when it is retried."""
+    """Record a failed stop attempt on a ``stopping`` worker (numbered, in
+    its events) and when it is retried: later each time it fails again."""
+    worker.refresh_from_db(fields=["status_changed_at"])
+    attempt = stop_attempts_failed(worker) + 1
     retry_in = stop_backoff_seconds(attempt)
     code = code or f"stop_{getattr(error, 'code', 'failed')}"
     detail = sanitize(str(error), extra_secrets=(worker.access_token,))
@@ -167,7 +214,8 @@ def stop_failed(
         kind="error",
         actor_type="system",
         actor_label=actor_label,
-        reason=f"Stop failed (attempt {attempt + 1}): {detail}",
+        reason=f"Stop failed (attempt {attempt}; next in {retry_in} s): {detail}",
+        data={STOP_ATTEMPT: attempt, "retry_in": retry_in, "error_code": code[:40]},
         publish_owner_id=worker.owner_id,
     )
     return StopOutcome(done=False, retry_in=retry_in)

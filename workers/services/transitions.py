@@ -38,6 +38,10 @@ def _automatic_fields(to: str, now) -> dict[str, Any]:
     values: dict[str, Any] = {"status": to, "status_changed_at": now}
     if to in states.TERMINAL_STATUSES:
         values.update(stopped_at=now, next_action="", next_action_at=None)
+    if to == states.STOPPING:
+        # Whoever asks for the stop (a user, a reaper, preemption, a plan
+        # window), the idle stop or window stop planned before is moot.
+        values.update(next_action="", next_action_at=None)
     if to in (states.READY, states.BUSY, states.STOPPING, states.STOPPED):
         values.update(error_code="", error_detail="")
     return values
@@ -59,8 +63,9 @@ def worker_transition(
 
     Returns False (and writes nothing) when the worker is not in an expected
     status. ``fields`` are extra columns set in the same UPDATE;
-    ``error_detail`` among them is sanitized. Raises ``InvalidTransition``
-    for a move the table forbids.
+    ``error_detail`` and ``gateway_metadata`` among them are sanitized (with
+    the worker's token), as are ``reason`` and ``data``. Raises
+    ``InvalidTransition`` for a move the table forbids.
     """
     moved = workers_transition(
         worker_ids=[worker_id],
@@ -105,7 +110,7 @@ def workers_transition(
                     actor_type=actor_type,
                     actor=actor,
                     actor_label=actor_label,
-                    reason=sanitize(reason),
+                    reason=reason,
                 ),
                 fields=fields or {},
                 data=data or {},
@@ -123,11 +128,12 @@ def _transition_chunk(ids, expected, to, *, event, fields, data) -> list:
         return []
     now = timezone.now()
     tokens = tuple(token for *_, token in rows if token)
-    values = {**_automatic_fields(to, now), **fields, "status": to}
-    if "error_detail" in values:
-        values["error_detail"] = sanitize(values["error_detail"], extra_secrets=tokens)
+    values = _sanitized({**_automatic_fields(to, now), **fields, "status": to}, tokens)
     locked = [row[0] for row in rows]
     Worker.objects.filter(id__in=locked, status__in=expected).update(**values)
+    # One reason for the whole chunk, so it is cleaned of every token in it
+    # (a reason naming another worker's token is redacted too).
+    event = {**event, "reason": sanitize(event["reason"], extra_secrets=tokens)}
     clean_data = sanitize_data(data, extra_secrets=tokens)
     WorkerEvent.objects.bulk_create(
         WorkerEvent(
@@ -143,6 +149,19 @@ def _transition_chunk(ids, expected, to, *, event, fields, data) -> list:
     )
     _publish_on_commit([(row[0], row[2]) for row in rows])
     return locked
+
+
+def _sanitized(values: dict[str, Any], tokens: tuple[str, ...]) -> dict[str, Any]:
+    """``values`` with the descriptive columns that may echo a secret
+    sanitized. Working values (``endpoint``, ``runtime_ref``) are stored as
+    given, or probes and stops would break; pages redact them on display."""
+    if "error_detail" in values:
+        values["error_detail"] = sanitize(values["error_detail"], extra_secrets=tokens)
+    if "gateway_metadata" in values:
+        values["gateway_metadata"] = sanitize_data(
+            values["gateway_metadata"], extra_secrets=tokens
+        )
+    return values
 
 
 def _publish_on_commit(pairs: list[tuple[Any, Any]]) -> None:
@@ -166,17 +185,24 @@ def worker_record_event(
 ) -> None:
     """Append a non-transition event (progress, action, automation, error).
 
-    ``reason`` and ``data`` are sanitized. With ``publish_owner_id`` open
-    pages are told once the event commits.
+    ``reason`` and ``data`` are sanitized, with the worker's own access token
+    among the secrets (a backend error may echo it). With
+    ``publish_owner_id`` open pages are told once the event commits.
     """
+    token = (
+        Worker.objects.filter(id=worker_id)
+        .values_list("access_token", flat=True)
+        .first()
+    )
+    secrets = (token,) if token else ()
     WorkerEvent.objects.create(
         worker_id=worker_id,
         kind=kind,
         actor_type=actor_type,
         actor=actor,
         actor_label=actor_label,
-        reason=sanitize(reason),
-        data=sanitize_data(data or {}),
+        reason=sanitize(reason, extra_secrets=secrets),
+        data=sanitize_data(data or {}, extra_secrets=secrets),
     )
     if publish_owner_id is not None:
         _publish_on_commit([(worker_id, publish_owner_id)])

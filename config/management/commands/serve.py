@@ -36,5 +36,9 @@ class Command(BaseCommand):
             host=host,
             port=port,
             log_level="info",
+            # Django's LOGGING formats uvicorn's lines too: sanitized (an
+            # access line's query string may hold ?token=...) and JSON with
+            # LOG_FORMAT=json. uvicorn's own config would bypass both.
+            log_config=None,
             lifespan="off",
         )

@@ -2,12 +2,35 @@
 (() => {
   const openDetail = () => document.querySelector("tr.worker-detail[data-open]");
 
-  window.NotebookConsole = {
-    // Periodic refresh waits while someone reads a row or the tab is hidden.
-    canRefresh: () => !document.hidden && !openDetail(),
-    // Checkboxes and selects apply at once; text fields on Apply or Enter.
-    isToggle: (event) => ["checkbox", "select-one"].includes(event.target.type),
+  // No hx-trigger filters here: htmx evaluates them with the Function
+  // constructor, which the Content-Security-Policy forbids. Plain listeners fire custom events.
+  // Periodic refresh waits while someone reads a row or the tab is hidden.
+  const canRefresh = () => !document.hidden && !openDetail();
+
+  // Checkboxes and selects apply at once; text fields on Apply or Enter.
+  document.addEventListener("change", (event) => {
+    const form = event.target.form;
+    if (form?.id !== "filters") return;
+    if (["checkbox", "select-one"].includes(event.target.type)) htmx.trigger(form, "filters:toggle");
+  });
+
+  // One timer, restarted whenever the results are swapped in (so a manual
+  // refresh postpones the next automatic one).
+  let refreshTimer;
+  const scheduleRefresh = () => {
+    clearTimeout(refreshTimer);
+    const seconds = Number(document.getElementById("results")?.dataset.refreshSeconds);
+    if (!seconds) return;
+    refreshTimer = setTimeout(() => {
+      const results = document.getElementById("results");
+      if (results && canRefresh()) htmx.trigger(results, "console:refresh");
+      scheduleRefresh();
+    }, seconds * 1000);
   };
+  document.addEventListener("htmx:afterSettle", (event) => {
+    if (["results", "console-body"].includes(event.detail.target?.id)) scheduleRefresh();
+  });
+  scheduleRefresh();
 
   // Filter errors answer 400 with the form and its messages: swap them in.
   htmx.config.responseHandling = [
@@ -25,9 +48,8 @@
   });
 
   const collapse = (id) => {
-    const row = document.getElementById(`worker-${id}-detail`);
-    if (row) row.outerHTML = `<tr id="worker-${id}-detail" class="worker-detail" hidden></tr>`;
-    const link = document.querySelector(`a.expand[data-worker="${id}"]`);
+    document.getElementById(`worker-${id}-detail`)?.remove();
+    const link = document.querySelector(`#worker-${id} a.expand`);
     if (link) link.setAttribute("aria-expanded", "false");
   };
 
@@ -35,7 +57,7 @@
   document.addEventListener("click", (event) => {
     const close = event.target.closest("[data-collapse]");
     const link = event.target.closest("a.expand");
-    const id = close?.dataset.collapse || link?.dataset.worker;
+    const id = close?.dataset.collapse || link?.closest("tr.worker-row")?.id.slice("worker-".length);
     if (!id || (link && !document.querySelector(`#worker-${id}-detail[data-open]`))) return;
     event.preventDefault();
     event.stopPropagation();
@@ -47,11 +69,20 @@
     if (link?.matches?.("a.expand")) link.setAttribute("aria-expanded", "true");
   });
 
+  // The rows' buttons submit the one #wa form; the clicked button says
+  // whether to ask first (hx-confirm would ask the form's question).
+  document.addEventListener("htmx:confirm", (event) => {
+    const question = event.detail.triggeringEvent?.submitter?.dataset.confirm;
+    if (event.detail.elt.id !== "wa" || !question) return;
+    event.preventDefault();
+    if (window.confirm(question)) event.detail.issueRequest(true);
+  });
+
   // A live row replaced by the socket keeps showing that its panel is open.
   document.addEventListener("htmx:wsAfterMessage", () => {
     document.querySelectorAll("tr.worker-detail[data-open]").forEach((row) => {
       const id = row.id.slice("worker-".length, -"-detail".length);
-      document.querySelector(`a.expand[data-worker="${id}"]`)?.setAttribute("aria-expanded", "true");
+      document.querySelector(`#worker-${id} a.expand`)?.setAttribute("aria-expanded", "true");
     });
   });
 

@@ -16,6 +16,7 @@ from ..base import (
     BackendError,
     ErrorCode,
     LaunchSpec,
+    ListedRuntime,
     Observation,
     Phase,
     RuntimeBackend,
@@ -77,12 +78,14 @@ class ExternalBackend(RuntimeBackend):
         """DELETE /v1/runtimes/{worker_id}; 404 is success."""
         self._request("DELETE", f"/v1/runtimes/{ref.worker_id}", allow=(404,))
 
-    def list_managed(self) -> list[RuntimeRef]:
-        """One GET /v1/runtimes?label_selector=managed-by."""
+    def list_runtimes(self) -> list[ListedRuntime]:
+        """One GET /v1/runtimes?label_selector=managed-by. An item without a
+        ``phase`` (an older gateway) or with one this client does not know
+        is UNKNOWN: never read as stopped."""
         response = self._request(
             "GET", "/v1/runtimes", params={"label_selector": MANAGED_SELECTOR}
         )
-        return [self._ref(item) for item in response.json()["items"]]
+        return [_listed(self._ref(item), item) for item in response.json()["items"]]
 
     def logs(self, ref: RuntimeRef, tail: int = 100) -> str:
         response = self._request(
@@ -123,6 +126,20 @@ class ExternalBackend(RuntimeBackend):
         if response.is_success or response.status_code in allow:
             return response
         raise _gateway_error(response)
+
+
+def _listed(ref: RuntimeRef, item: dict[str, Any]) -> ListedRuntime:
+    try:
+        phase = Phase(item.get("phase") or Phase.UNKNOWN)
+    except ValueError:
+        phase = Phase.UNKNOWN
+    code = item.get("exit_code")
+    return ListedRuntime(
+        ref,
+        phase,
+        str(item.get("message") or ""),
+        code if isinstance(code, int) else None,
+    )
 
 
 def _gateway_error(response: httpx.Response) -> BackendError:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 import json
 import re
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -21,6 +22,7 @@ from workers.backends.base import (
     BackendError,
     ErrorCode,
     LaunchSpec,
+    ListedRuntime,
     Phase,
     RuntimeBackend,
     RuntimeRef,
@@ -83,12 +85,14 @@ class Gateway:
 
     def list(self, label_selector: str) -> tuple[int, Any]:
         wanted = dict(t.split("=", 1) for t in label_selector.split(",") if "=" in t)
-        refs = [
-            r
-            for r in self.backend.list_managed()
-            if all(r.extra.get("labels", {}).get(k) == v for k, v in wanted.items())
+        listed = [
+            item
+            for item in self.backend.list_runtimes()
+            if all(
+                item.ref.extra.get("labels", {}).get(k) == v for k, v in wanted.items()
+            )
         ]
-        return 200, {"items": [_ref_json(r) for r in refs]}
+        return 200, {"items": [_listed_json(item) for item in listed]}
 
     def delete(self, worker_id: str) -> tuple[int, Any]:
         self.backend.terminate(self._ref(worker_id))
@@ -103,6 +107,15 @@ class Gateway:
 
 def _ref_json(ref: RuntimeRef) -> dict:
     return {"worker_id": ref.worker_id, "name": ref.name, "extra": ref.extra}
+
+
+def _listed_json(listed: ListedRuntime) -> dict:
+    return {
+        **_ref_json(listed.ref),
+        "phase": listed.phase.value,
+        "message": listed.message,
+        "exit_code": listed.exit_code,
+    }
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -188,12 +201,20 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
 
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up (its timeout passed) is routine: no
+        traceback on stderr for it."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 def make_server(gateway: Gateway, host: str, port: int) -> ThreadingHTTPServer:
     """A threaded server for ``gateway`` (not started: call serve_forever)."""
     handler = type("GatewayHandler", (_Handler,), {"gateway": gateway})
-    server = ThreadingHTTPServer((host, port), handler)
-    server.daemon_threads = True
-    return server
+    return _Server((host, port), handler)
 
 
 def serve_in_thread(

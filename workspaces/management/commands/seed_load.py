@@ -171,7 +171,7 @@ def _worker(fleet: Fleet, rng: random.Random, now, window) -> Worker:
         workspace=ws,
         name=ws.name if ws else f"ext-{rng.randint(1, 999)}",
         owner=ws.owner if ws else rng.choice(fleet.users),
-        space=ws.project if ws else rng.choice(fleet.projects),
+        project=ws.project if ws else rng.choice(fleet.projects),
         backend=backend,
         status=status,
         health="ready" if status in (states.READY, states.BUSY) else "",

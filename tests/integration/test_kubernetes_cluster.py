@@ -1,0 +1,122 @@
+"""The kubernetes backend with the engine and the workspace services: the
+real client against FakeKubeAPI over HTTP, a real database."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from tests.backends.conftest import kube_backend, make_spec
+from tests.backends.fake_kube import FakeKubeAPI
+from tests.factories import ProjectFactory, WorkerFactory, WorkspaceFactory
+from workers import services, states
+from workers.backends import naming, registry
+from workers.models import Worker
+from workers.services import LaunchRefused
+from workspaces.models import Volume, WorkspaceMount
+from workspaces.policy import check_launch_policy
+from workspaces.services import workspace_launch_request
+
+pytestmark = [pytest.mark.django_db, pytest.mark.needs_postgres]
+
+
+@pytest.fixture
+def api():
+    api = FakeKubeAPI().start()
+    yield api
+    api.stop()
+
+
+@pytest.fixture
+def backend(api):
+    backend = kube_backend(api)
+    with registry.override("kubernetes", backend):
+        yield backend
+
+
+def leftover_worker(api, backend, *, status, ended_ago: timedelta) -> Worker:
+    """A worker whose launch failed after its Secret and NetworkPolicy."""
+    worker = WorkerFactory(backend="kubernetes", status=status)
+    spec = make_spec(worker_id=str(worker.id))
+    api.fail_next("POST", "pods", 500, "etcdserver: request timed out")
+    with pytest.raises(Exception):  # noqa: B017, PT011 - the injected 500
+        backend.launch(spec)
+    ref = backend._ref(spec.worker_id, spec.port)
+    Worker.objects.filter(id=worker.id).update(
+        runtime_ref=ref.to_json(), stopped_at=timezone.now() - ended_ago
+    )
+    return worker
+
+
+def test_reconcile_removes_leftover_kinds_only_after_the_grace_period(
+    api, backend, default_class
+):
+    recent = leftover_worker(
+        api, backend, status=states.FAILED, ended_ago=timedelta(seconds=10)
+    )
+    old = leftover_worker(
+        api, backend, status=states.FAILED, ended_ago=timedelta(hours=1)
+    )
+    report = services.workers_reconcile(backends=["kubernetes"])
+    assert report["kubernetes"]["orphans_terminated"] == 1
+    assert api.names("secrets") == {naming.runtime_name(str(recent.id))}
+    assert api.names("networkpolicies") == {naming.runtime_name(str(recent.id))}
+    assert not api.get("secrets", naming.runtime_name(str(old.id)))
+
+
+def test_a_ready_worker_with_only_leftovers_is_failed_as_vanished(
+    api, backend, default_class
+):
+    worker = WorkerFactory(backend="kubernetes", status=states.READY)
+    spec = make_spec(worker_id=str(worker.id))
+    ref = backend.launch(spec)
+    Worker.objects.filter(id=worker.id).update(runtime_ref=ref.to_json())
+    del api.objects[("pods", "notebooks", ref.name)]  # evicted, gone
+    services.workers_reconcile(backends=["kubernetes"])
+    worker.refresh_from_db()
+    assert worker.status == states.FAILED
+    assert worker.error_code == "runtime_vanished"
+
+
+def project_volume(project, name="datasets", **fields):
+    return Volume.objects.create(project=project, name=name, **fields)
+
+
+def test_a_launch_spec_carries_the_project_volume_to_create(default_class):
+    workspace = WorkspaceFactory()
+    volume = project_volume(workspace.project, size="5Gi", storage_class="fast")
+    WorkspaceMount.objects.create(
+        workspace=workspace, volume=volume, mount_path="/data", read_only=True
+    )
+    request = workspace_launch_request(
+        workspace=workspace, project=workspace.project, plan=None
+    )
+    (mount,) = request.spec.mounts
+    assert request.spec.project_id == str(workspace.project_id)
+    assert (mount.project_id, mount.read_only) == (str(workspace.project_id), True)
+    assert (mount.size_bytes, mount.storage_class) == (5 * 1024**3, "fast")
+
+
+def test_a_volume_of_another_project_is_refused_at_start(default_class):
+    workspace = WorkspaceFactory()
+    theirs = project_volume(ProjectFactory())
+    WorkspaceMount.objects.create(workspace=workspace, volume=theirs, mount_path="/d")
+    with pytest.raises(LaunchRefused) as raised:
+        check_launch_policy(workspace=workspace, project=workspace.project, plan=None)
+    assert "another project" in str(raised.value)
+
+
+def test_the_sync_command_creates_a_priority_class_per_queue(api, backend):
+    from django.core.management import call_command
+
+    from workspaces.models import SchedulingQueue
+
+    SchedulingQueue.objects.create(name="spot", priority=-5, preemptible=True)
+    SchedulingQueue.objects.create(name="gold", priority=1000)
+    call_command("kube_sync_priority_classes")
+    spot = api.get("priorityclasses", "notebook-fleet-spot")
+    gold = api.get("priorityclasses", "notebook-fleet-gold")
+    assert (spot["value"], spot["preemptionPolicy"]) == (-5, "Never")
+    assert (gold["value"], gold["preemptionPolicy"]) == (1000, "PreemptLowerPriority")

@@ -1,0 +1,173 @@
+"""The embedded proxy in front of real JupyterLab runtimes from the local
+backend: HTTP, the kernel websocket, 50 MB each way, a stop closing what is
+open, and the stale-route race (a stopped worker's route must never reach
+the next worker on the same port)."""
+
+import base64
+import hashlib
+import json
+import os
+import uuid
+
+import httpx
+import pytest
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+from tests.factories import WorkspaceFactory
+from tests.integration.proxy_support import session_cookie, start_running, stop
+from workers.backends import local as local_module
+from workspaces.services import workspace_stop
+
+pytest_plugins = ["tests.integration.proxy_support"]
+pytestmark = [
+    pytest.mark.needs_postgres,
+    pytest.mark.needs_redis,
+    pytest.mark.django_db(transaction=True),
+]
+MB = 1024 * 1024
+
+
+def client_for(app_url: str, user) -> httpx.Client:
+    return httpx.Client(base_url=app_url, cookies=session_cookie(user), timeout=60)
+
+
+def kernel_socket(app_url: str, prefix: str, kernel_id: str, user):
+    cookie = "; ".join(f"{k}={v}" for k, v in session_cookie(user).items())
+    url = f"ws{app_url.removeprefix('http')}{prefix}api/kernels/{kernel_id}/channels"
+    return connect(url, additional_headers={"Cookie": cookie}, open_timeout=30)
+
+
+def execute(socket, code: str) -> str:
+    """Run ``code`` over the Jupyter kernel protocol; its text/plain result."""
+    msg_id = uuid.uuid4().hex
+    socket.send(
+        json.dumps(
+            {
+                "header": {
+                    "msg_id": msg_id,
+                    "msg_type": "execute_request",
+                    "session": uuid.uuid4().hex,
+                    "username": "test",
+                    "version": "5.3",
+                },
+                "parent_header": {},
+                "metadata": {},
+                "channel": "shell",
+                "content": {"code": code, "silent": False, "allow_stdin": False},
+            }
+        )
+    )
+    while True:
+        message = json.loads(socket.recv(timeout=60))
+        if message.get("parent_header", {}).get("msg_id") != msg_id:
+            continue
+        if message["msg_type"] == "execute_result":
+            return message["content"]["data"]["text/plain"]
+        if message["msg_type"] == "error":
+            raise AssertionError(message["content"])
+
+
+def new_kernel(client: httpx.Client, prefix: str) -> str:
+    response = client.post(f"{prefix}api/kernels", json={"name": "python3"})
+    assert response.status_code == 201, response.text
+    return response.json()["id"]
+
+
+def test_it_proxies_a_real_jupyterlab_http_kernel_and_large_files(
+    app_url, local_backend, tasks, alice, default_class
+):
+    workspace = WorkspaceFactory(owner=alice, project__personal_owner=alice)
+    start_running(workspace, tasks)
+    prefix = workspace.base_url
+    with client_for(app_url, alice) as client:
+        status = client.get(f"{prefix}api/status")
+        assert status.status_code == 200 and "kernels" in status.json()
+        kernel_id = new_kernel(client, prefix)
+        with kernel_socket(app_url, prefix, kernel_id, alice) as socket:
+            assert execute(socket, "1+1") == "2"
+
+        payload = os.urandom(50 * MB)
+        body = {
+            "type": "file",
+            "format": "base64",
+            "content": base64.b64encode(payload).decode(),
+        }
+        saved = client.put(f"{prefix}api/contents/big.bin", json=body)
+        assert saved.status_code in (200, 201), saved.text
+        digest = hashlib.sha256()
+        with client.stream("GET", f"{prefix}files/big.bin") as download:
+            assert download.status_code == 200
+            for chunk in download.iter_raw():
+                digest.update(chunk)
+        assert digest.hexdigest() == hashlib.sha256(payload).hexdigest()
+        part = client.get(f"{prefix}files/big.bin", headers={"Range": "bytes=100-199"})
+        assert part.status_code == 206 and part.content == payload[100:200]
+        lab = client.get(f"{prefix}lab")
+        assert lab.status_code == 200 and "jupyter-config-data" in lab.text
+        worker = workspace.workers.get()
+        assert worker.access_token not in lab.text
+
+
+def test_a_stop_refuses_the_next_request_and_closes_open_sockets(
+    app_url, local_backend, tasks, alice, default_class
+):
+    workspace = WorkspaceFactory(owner=alice, project__personal_owner=alice)
+    worker = start_running(workspace, tasks)
+    prefix = workspace.base_url
+    with client_for(app_url, alice) as client:
+        kernel_id = new_kernel(client, prefix)
+        with kernel_socket(app_url, prefix, kernel_id, alice) as socket:
+            assert execute(socket, "1+1") == "2"
+            # Stop requested, runtime still alive: the proxy itself closes.
+            workspace_stop(workspace=workspace, actor=alice)
+            with pytest.raises(ConnectionClosed):
+                while True:
+                    socket.recv(timeout=20)
+        assert client.get(f"{prefix}api/status").status_code == 409
+    tasks.run_all()
+    worker.refresh_from_db()
+    assert worker.status == "stopped"
+
+
+def test_a_stopped_route_never_reaches_the_next_worker_on_its_port(
+    app_url, local_backend, tasks, alice, bob, default_class, monkeypatch
+):
+    """The reference's stale-route deadlock, literally: alice's worker A
+    stops, bob's worker B starts on the same host and port; alice's
+    requests and her open socket to /w/A/ never reach B."""
+    alices = WorkspaceFactory(owner=alice, project__personal_owner=alice)
+    worker_a = start_running(alices, tasks)
+    port = worker_a.runtime_ref["extra"]["port"]
+    a_prefix = alices.base_url
+    with client_for(app_url, alice) as client:
+        kernel_id = new_kernel(client, a_prefix)
+        with kernel_socket(app_url, a_prefix, kernel_id, alice) as socket:
+            assert execute(socket, "1+1") == "2"
+            stop(alices, tasks, worker_a)
+            monkeypatch.setattr(local_module, "free_port", lambda host: port)
+            bobs = WorkspaceFactory(owner=bob, project__personal_owner=bob)
+            worker_b = start_running(bobs, tasks)
+            assert worker_b.runtime_ref["extra"]["port"] == port
+            with pytest.raises(ConnectionClosed):
+                socket.send("{}")
+                while True:
+                    socket.recv(timeout=20)
+        for path in ("api/status", "lab", f"api/kernels/{kernel_id}"):
+            assert client.get(f"{a_prefix}{path}").status_code == 409
+        with pytest.raises(InvalidStatus):
+            kernel_socket(app_url, a_prefix, kernel_id, alice)
+    log = local_backend.logs(local_backend_ref(worker_b), tail=10_000)
+    assert str(alices.id) not in log
+    # And had a stale route existed, B's runtime checks its own token.
+    direct = httpx.get(
+        f"{worker_b.endpoint}api/status",
+        headers={"Authorization": f"token {worker_a.access_token}"},
+    )
+    assert direct.status_code == 403
+
+
+def local_backend_ref(worker):
+    from workers.backends.base import RuntimeRef
+
+    return RuntimeRef.from_json(worker.runtime_ref)
