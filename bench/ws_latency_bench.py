@@ -42,7 +42,7 @@ from django.contrib.sessions.backends.db import SessionStore  # noqa: E402
 
 from accounts.models import User  # noqa: E402
 from tests.factories import WorkerFactory  # noqa: E402
-from workers.models import Worker  # noqa: E402
+from workers.models import Actor, Worker  # noqa: E402
 from workers.services import worker_transition  # noqa: E402
 
 
@@ -112,7 +112,7 @@ async def flip(worker_id, frm: str, to: str) -> float:
     started = time.perf_counter()
     await asyncio.to_thread(
         worker_transition, worker_id=worker_id, expected=frm, to=to,
-        actor_type="system", actor_label="ws_bench", reason="bench",
+        actor_type=Actor.SYSTEM, actor_label="ws_bench", reason="bench",
     )  # fmt: skip
     if os.environ.get("WS_BENCH_VERBOSE"):
         took = (time.perf_counter() - started) * 1000

@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied
 
 from console.selectors import can_manage_workers
 from workers import services
-from workers.models import Worker
+from workers.models import Actor, Worker
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class Outcome:
 def _stop(worker: Worker, actor) -> Outcome:
     services.worker_request_stop(
         worker=worker,
-        actor_type="admin",
+        actor_type=Actor.ADMIN,
         actor=actor,
         reason=f"Stopped from Notebook Workers by {actor.get_username()}",
     )

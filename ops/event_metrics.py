@@ -43,7 +43,7 @@ from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
 from ops import metric_defs as m
 from workers import states
-from workers.models import WorkerEvent
+from workers.models import EventKind, WorkerEvent
 
 GAP_TTL = 600.0  # seconds an id below the newest may still commit
 GAP_WINDOW = 10_000  # ids below the newest that are checked for gaps
@@ -53,7 +53,7 @@ START_OUTCOMES = {
     "stopping": "cancelled",
 }
 STOP_ATTEMPT = "stop_attempt"  # workers.services.stopping.STOP_ATTEMPT
-TRANSITION = WorkerEvent.Kind.TRANSITION
+TRANSITION = EventKind.TRANSITION
 REAPER_LABELS = (
     "reap_idle",
     "reap_plan_windows",
@@ -87,7 +87,7 @@ def _reaper_reason() -> Case:
 
 def _orphan_q() -> Q:
     return Q(
-        kind=WorkerEvent.Kind.AUTOMATION,
+        kind=EventKind.AUTOMATION,
         actor_label="reconcile_workers",
         reason__startswith="Orphaned runtime",
     )
@@ -154,7 +154,7 @@ class EventLogFold:
         self._fold_stops(events)
         self._fold_counts(
             m.STOP_FAILURES,
-            events.filter(kind=WorkerEvent.Kind.ERROR, data__has_key=STOP_ATTEMPT),
+            events.filter(kind=EventKind.ERROR, data__has_key=STOP_ATTEMPT),
             backend=F("worker__backend"),
             error_code=KeyTextTransform("error_code", "data"),
         )

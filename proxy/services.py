@@ -7,7 +7,7 @@ import time
 from django.conf import settings
 
 from proxy.selectors import GRANTS_SESSION_KEY
-from workers.models import WorkerEvent
+from workers.models import Actor, EventKind
 from workers.services import worker_record_event
 
 
@@ -30,8 +30,8 @@ def access_grant_create(*, worker, user, session, address: str) -> None:
     name = user.get_username()
     worker_record_event(
         worker_id=worker.id,
-        kind=WorkerEvent.Kind.ACTION,
-        actor_type=WorkerEvent.Actor.ADMIN,
+        kind=EventKind.ACTION,
+        actor_type=Actor.ADMIN,
         actor=user,
         actor_label=name,
         reason=f"Access server: {name} opened this workspace from {address}",

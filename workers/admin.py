@@ -19,7 +19,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from workers import states
-from workers.models import Worker, WorkerEvent
+from workers.models import Actor, Worker, WorkerEvent
 from workers.sanitize import redact, redact_json
 from workers.services import worker_retry_stop, workers_probe, workers_request_stop
 
@@ -193,7 +193,7 @@ class WorkerAdmin(NoWrites, admin.ModelAdmin):
         username = request.user.get_username()
         moved = workers_request_stop(
             worker_ids=list(queryset.values_list("id", flat=True)),
-            actor_type="admin",
+            actor_type=Actor.ADMIN,
             actor=request.user,
             reason=f"Stopped from the Django admin by {username}",
         )

@@ -267,26 +267,32 @@ def counts_kept(connection) -> bool:
     return connection.vendor == "postgresql"
 
 
+class EventKind(models.TextChoices):
+    """What a ``WorkerEvent`` records."""
+
+    TRANSITION = "transition"
+    ACTION = "action"
+    PROGRESS = "progress"
+    AUTOMATION = "automation"
+    ERROR = "error"
+
+
+class Actor(models.TextChoices):
+    """Who caused a ``WorkerEvent``."""
+
+    USER = "user"
+    ADMIN = "admin"
+    SYSTEM = "system"
+    BACKEND = "backend"
+
+
 class WorkerEvent(models.Model):
     """Append-only log of every transition and action on a worker."""
-
-    class Kind(models.TextChoices):
-        TRANSITION = "transition"
-        ACTION = "action"
-        PROGRESS = "progress"
-        AUTOMATION = "automation"
-        ERROR = "error"
-
-    class Actor(models.TextChoices):
-        USER = "user"
-        ADMIN = "admin"
-        SYSTEM = "system"
-        BACKEND = "backend"
 
     id = models.BigAutoField(primary_key=True)
     worker = models.ForeignKey(Worker, on_delete=models.CASCADE, related_name="events")
     at = models.DateTimeField(default=timezone.now)
-    kind = models.CharField(max_length=16, choices=Kind.choices)
+    kind = models.CharField(max_length=16, choices=EventKind.choices)
     actor_type = models.CharField(max_length=16, choices=Actor.choices)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,

@@ -5,6 +5,8 @@ The one place that says what "active", "terminal", "allocated" and "stale
 candidate" mean, which status may follow which, and what a user sees.
 """
 
+from enum import StrEnum
+
 STARTING = "starting"
 READY = "ready"
 BUSY = "busy"
@@ -42,30 +44,28 @@ def can_transition(from_status: str, to_status: str) -> bool:
 
 # What a user sees for a workspace, derived from its current (newest) worker;
 # ``None`` = the workspace never started.
-WORKSPACE_STOPPED = "Stopped"
-WORKSPACE_STARTING = "Starting"
-WORKSPACE_RUNNING = "Running"
-WORKSPACE_STOPPING = "Stopping"
-WORKSPACE_ERROR = "Error"
-WORKSPACE_STATES = (
-    WORKSPACE_STOPPED,
-    WORKSPACE_STARTING,
-    WORKSPACE_RUNNING,
-    WORKSPACE_STOPPING,
-    WORKSPACE_ERROR,
-)
-USER_STATE: dict[str | None, str] = {
-    None: WORKSPACE_STOPPED,
-    STARTING: WORKSPACE_STARTING,
-    READY: WORKSPACE_RUNNING,
-    BUSY: WORKSPACE_RUNNING,
-    STOPPING: WORKSPACE_STOPPING,
-    STOPPED: WORKSPACE_STOPPED,
-    FAILED: WORKSPACE_ERROR,
+class WorkspaceStatus(StrEnum):
+    """What a user sees for a workspace (the list badge, the API's status)."""
+
+    STOPPED = "Stopped"
+    STARTING = "Starting"
+    RUNNING = "Running"
+    STOPPING = "Stopping"
+    ERROR = "Error"
+
+
+USER_STATE: dict[str | None, WorkspaceStatus] = {
+    None: WorkspaceStatus.STOPPED,
+    STARTING: WorkspaceStatus.STARTING,
+    READY: WorkspaceStatus.RUNNING,
+    BUSY: WorkspaceStatus.RUNNING,
+    STOPPING: WorkspaceStatus.STOPPING,
+    STOPPED: WorkspaceStatus.STOPPED,
+    FAILED: WorkspaceStatus.ERROR,
 }
 
 
-def workspace_state(worker_status: str | None) -> str:
+def workspace_state(worker_status: str | None) -> WorkspaceStatus:
     """The user-facing workspace state for its current worker's status."""
     return USER_STATE[worker_status]
 

@@ -9,25 +9,13 @@ from uuid import UUID
 from ninja import Field, Schema
 
 from workers import states
-from workers.models import Worker, WorkerEvent
+from workers.models import Actor, EventKind, Worker
 from workers.sanitize import sanitize
+from workers.states import WorkspaceStatus
 from workspaces.models import Workspace
 from workspaces.selectors import workspace_state
 
-
-class WorkspaceStatus(StrEnum):
-    """What a user sees (``workers.states.WORKSPACE_STATES``)."""
-
-    STOPPED = states.WORKSPACE_STOPPED
-    STARTING = states.WORKSPACE_STARTING
-    RUNNING = states.WORKSPACE_RUNNING
-    STOPPING = states.WORKSPACE_STOPPING
-    ERROR = states.WORKSPACE_ERROR
-
-
 WorkerStatus = StrEnum("WorkerStatus", {s.upper(): s for s in states.STATUSES})
-EventKind = StrEnum("EventKind", {k.name: k.value for k in WorkerEvent.Kind})
-EventActor = StrEnum("EventActor", {a.name: a.value for a in WorkerEvent.Actor})
 
 
 class Message(Schema):
@@ -151,7 +139,7 @@ class EventOut(Schema):
     worker_id: UUID
     at: datetime
     kind: EventKind
-    actor_type: EventActor
+    actor_type: Actor
     actor_label: str
     from_status: str
     to_status: str

@@ -12,7 +12,7 @@ from workspaces.models import Workspace, WorkspaceMount
 # the workspace never started).
 STATE_WORKER_STATUSES: dict[str, tuple[str | None, ...]] = {
     state: tuple(s for s, shown in states.USER_STATE.items() if shown == state)
-    for state in states.WORKSPACE_STATES
+    for state in states.WorkspaceStatus
 }
 
 

@@ -30,7 +30,7 @@ from django.utils import timezone
 from accounts.models import User
 from resource_classes.models import ResourceClass
 from resource_classes.services import resource_classes_load
-from workers.models import Worker, WorkerEvent
+from workers.models import Actor, EventKind, Worker, WorkerEvent
 from workspaces.models import (
     Group,
     Plan,
@@ -438,8 +438,8 @@ def _seed_events(worker: Worker, *, note: str) -> None:
         WorkerEvent.objects.create(
             worker=worker,
             at=worker.created_at + timedelta(seconds=20 * step),
-            kind="transition",
-            actor_type="user" if step == 0 else "system",
+            kind=EventKind.TRANSITION,
+            actor_type=Actor.USER if step == 0 else "system",
             actor=worker.owner if step == 0 else None,
             actor_label=worker.owner.username if step == 0 else "start_worker",
             from_status=previous,
@@ -451,8 +451,8 @@ def _seed_events(worker: Worker, *, note: str) -> None:
         WorkerEvent.objects.create(
             worker=worker,
             at=worker.created_at + timedelta(seconds=20 * len(path[worker.status])),
-            kind=WorkerEvent.Kind.AUTOMATION,
-            actor_type=WorkerEvent.Actor.SYSTEM,
+            kind=EventKind.AUTOMATION,
+            actor_type=Actor.SYSTEM,
             actor_label="seed_demo",
             reason=note,
         )

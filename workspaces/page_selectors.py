@@ -16,7 +16,7 @@ from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from workers import states
-from workers.models import Worker, WorkerEvent
+from workers.models import EventKind, Worker, WorkerEvent
 from workspaces.explain import Explanation, explain_error, explain_stop
 from workspaces.models import Plan, Workspace, WorkspaceMount
 from workspaces.plan_windows import WindowState
@@ -65,11 +65,17 @@ class Row:
 
     @property
     def can_start(self) -> bool:
-        return self.state in (states.WORKSPACE_STOPPED, states.WORKSPACE_ERROR)
+        return self.state in (
+            states.WorkspaceStatus.STOPPED,
+            states.WorkspaceStatus.ERROR,
+        )
 
     @property
     def can_stop(self) -> bool:
-        return self.state in (states.WORKSPACE_STARTING, states.WORKSPACE_RUNNING)
+        return self.state in (
+            states.WorkspaceStatus.STARTING,
+            states.WorkspaceStatus.RUNNING,
+        )
 
     @property
     def window_closed(self) -> bool:
@@ -185,7 +191,7 @@ def workspace_detail_for(*, user, workspace_id) -> Detail | None:
     progress = [
         e
         for e in reversed(events)
-        if worker and e.worker_id == worker.id and e.kind == "progress"
+        if worker and e.worker_id == worker.id and e.kind == EventKind.PROGRESS
     ]
     mounts = list(
         WorkspaceMount.objects.filter(workspace_id=workspace_id)

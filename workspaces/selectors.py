@@ -11,7 +11,6 @@ from workers.services.idle import idle_warning_starts_at
 from workspaces.models import Project, Workspace
 
 # What a user sees, derived from the workspace's current worker.
-USER_STATE = states.USER_STATE
 
 
 def projects_for(*, user) -> QuerySet[Project]:

@@ -21,7 +21,7 @@ from resource_classes import quantities
 from resource_classes.models import ResourceClass
 from workers import states
 from workers.backends.base import LaunchSpec, Mount, Resources
-from workers.models import Worker
+from workers.models import Actor, EventKind, Worker
 from workers.services import (
     LaunchLimits,
     LaunchRefused,
@@ -46,7 +46,7 @@ from workspaces.policy import check_create_policy, check_launch_policy, is_plan_
 
 
 def _actor_type(workspace: Workspace, actor) -> str:
-    return "user" if actor is None or actor.pk == workspace.owner_id else "admin"
+    return Actor.USER if actor is None or actor.pk == workspace.owner_id else Actor.ADMIN
 
 
 def workspace_start(*, workspace: Workspace, actor) -> Worker:
@@ -259,7 +259,7 @@ def workspace_delete(*, workspace: Workspace, actor) -> None:
         ).values_list("id", "owner_id"):
             worker_record_event(
                 worker_id=worker_id,
-                kind="action",
+                kind=EventKind.ACTION,
                 actor_type=_actor_type(workspace, actor),
                 actor=actor,
                 actor_label=label,
@@ -330,7 +330,7 @@ def workspaces_reap_plan_windows(*, now=None) -> dict:
         if not window.open:
             stopped += workers_request_stop(
                 worker_ids=list(bound.values_list("id", flat=True)),
-                actor_type="system",
+                actor_type=Actor.SYSTEM,
                 actor_label="reap_plan_windows",
                 reason=PLAN_WINDOW_EXPIRED,
             )

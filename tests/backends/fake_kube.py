@@ -4,6 +4,10 @@ services, secrets, PVCs, events, networkpolicies, resourceclaims,
 namespaces and priorityclasses, and pod logs. The real ``kubernetes``
 client talks to it over TCP.
 
+``?watch=1`` streams changes after a resourceVersion (chunked JSON lines),
+with BOOKMARK events when asked, and an ERROR 410 Gone event for a version
+older than the kept history (``compact()`` forgets it, as etcd does).
+
 It checks what a real API server checks (``fake_kube_rules``): names, label
 keys and values (422), the OpenAPI schema, set-based selectors, Pod Security
 levels from namespace labels, a pod's PriorityClass. Every write bumps
@@ -26,6 +30,7 @@ import socket
 import threading
 import time
 import uuid
+from collections import deque
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -57,7 +62,9 @@ def _stamp() -> str:
 
 
 class FakeKubeAPI:
-    def __init__(self, *, schema: bool = True, grace_seconds: float = 0.3) -> None:
+    def __init__(
+        self, *, schema: bool = True, grace_seconds: float = 0.3, history: int = 10000
+    ) -> None:
         self.objects: dict[tuple[str, str, str], dict] = {}
         self.logs: dict[str, str] = {}
         self.requests: list[tuple[str, str]] = []
@@ -67,6 +74,12 @@ class FakeKubeAPI:
         self.grace_seconds = grace_seconds
         self.version = 0
         self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
+        # (version, type, plural, namespace, object JSON) of recent writes.
+        self.history: deque = deque(maxlen=history)
+        self.compacted = 0  # watches from before this version get 410
+        self.bookmark_seconds = 0.5
+        self.stopping = False
         self.server: LoopbackServer | None = None
         self.connections: list[socket.socket] = []
 
@@ -88,6 +101,9 @@ class FakeKubeAPI:
         """Close the listening socket *and* every kept-alive connection, so
         the client's pooled connections fail too, as in a real outage; then
         wait for the handler threads (a delayed answer finishes first)."""
+        with self.changed:
+            self.stopping = True
+            self.changed.notify_all()
         if self.server:
             self.server.shutdown()
         for conn in self.connections:
@@ -114,8 +130,11 @@ class FakeKubeAPI:
             "" if plural in CLUSTER_SCOPED else meta.get("namespace", "notebooks")
         )
         with self.lock:
+            key = (plural, namespace, meta["name"])
+            kind = "MODIFIED" if key in self.objects else "ADDED"
             meta["resourceVersion"] = self._next_version()
-            self.objects[(plural, namespace, meta["name"])] = obj
+            self.objects[key] = obj
+            self._record(kind, key, obj)
 
     def names(self, plural: str) -> set[str]:
         return {name for (p, _, name) in self.objects if p == plural}
@@ -127,6 +146,14 @@ class FakeKubeAPI:
             if status.get("phase") != "Pending":
                 pod["spec"].setdefault("nodeName", "node-1")
             pod["metadata"]["resourceVersion"] = self._next_version()
+            self._record("MODIFIED", ("pods", namespace, name), pod)
+
+    def compact(self) -> None:
+        """Forget the change history (etcd compaction): a watch from any
+        version seen so far answers 410 Gone."""
+        with self.lock:
+            self.history.clear()
+            self.compacted = self.version + 1
 
     def add_event(
         self,
@@ -242,6 +269,7 @@ class FakeKubeAPI:
         if plural == "pods":
             body["status"] = {"phase": "Pending"}
         self.objects[key] = body
+        self._record("ADDED", key, body)
         return 201, body
 
     def _replace(self, key: tuple, body: dict):
@@ -265,6 +293,7 @@ class FakeKubeAPI:
         if "status" in current:
             body["status"] = current["status"]
         self.objects[key] = body
+        self._record("MODIFIED", key, body)
         return 200, body
 
     def _delete(self, key: tuple, options: dict):
@@ -279,12 +308,57 @@ class FakeKubeAPI:
                 obj["metadata"]["deletionTimestamp"] = _stamp()
                 obj["metadata"]["deletionGracePeriodSeconds"] = 30
                 obj["metadata"]["resourceVersion"] = self._next_version()
+                self._record("MODIFIED", key, obj)
                 timer = threading.Timer(self.grace_seconds, self._finish, (key,))
                 timer.daemon = True
                 timer.start()
             return 200, obj
-        del self.objects[key]
+        self._remove(key)
         return 200, obj
+
+    def _remove(self, key: tuple) -> None:
+        obj = self.objects.pop(key)
+        obj["metadata"]["resourceVersion"] = self._next_version()
+        self._record("DELETED", key, obj)
+
+    def _record(self, kind: str, key: tuple, obj: dict) -> None:
+        version = int(obj["metadata"]["resourceVersion"])
+        self.history.append((version, kind, key[0], key[1], json.dumps(obj)))
+        if len(self.history) == self.history.maxlen:
+            self.compacted = self.history[0][0]
+        self.changed.notify_all()
+
+    def watch(self, plural: str, ns: str, query: dict):
+        """Yield watch event dicts after ``resourceVersion`` until the
+        watch's timeout or the server stops (what ``?watch=1`` streams).
+        Events are collected under the lock and sent outside it."""
+        since = int(query.get("resourceVersion") or 0)
+        deadline = time.monotonic() + float(query.get("timeoutSeconds") or 300)
+        bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
+        selector = query.get("labelSelector", "")
+        if since and since < self.compacted:
+            yield {"type": "ERROR", "object": _status(410, "Expired", "too old")}
+            return
+        while not self.stopping and time.monotonic() < deadline:
+            with self.changed:
+                fresh = [h for h in self.history if h[0] > since]
+                if not fresh:
+                    self.changed.wait(self.bookmark_seconds)
+                    fresh = [h for h in self.history if h[0] > since]
+                latest = self.version
+            for version, kind, p, n, text in fresh:
+                since = version
+                obj = json.loads(text)
+                labels = obj.get("metadata", {}).get("labels") or {}
+                if (
+                    p == plural
+                    and (n == ns or not ns)
+                    and rules.label_matches(labels, selector)
+                ):
+                    yield {"type": kind, "object": obj}
+            if not fresh and bookmarks:
+                since = max(since, latest)
+                yield _bookmark(plural, since)
 
     def _graceful(self, pod: dict) -> bool:
         """A pod on a node with containers not yet ended stops gracefully;
@@ -300,17 +374,28 @@ class FakeKubeAPI:
         being deleted."""
         with self.lock:
             for key in [k for k, o in self.objects.items() if _deleting(o)]:
-                del self.objects[key]
+                self._remove(key)
 
     def _finish(self, key: tuple) -> None:
         with self.lock:
             obj = self.objects.get(key)
             if obj and obj["metadata"].get("deletionTimestamp"):
-                del self.objects[key]
+                self._remove(key)
 
     def _next_version(self) -> str:
         self.version += 1
         return str(self.version)
+
+
+def _bookmark(plural: str, version: int) -> dict:
+    return {
+        "type": "BOOKMARK",
+        "object": {
+            "kind": KINDS[plural],
+            "apiVersion": "v1",
+            "metadata": {"resourceVersion": str(version)},
+        },
+    }
 
 
 def _deleting(obj: dict) -> bool:
@@ -344,6 +429,10 @@ class _Handler(BaseHTTPRequestHandler):
         query = {k: v[0] for k, v in parse_qs(parts.query).items()}
         length = int(self.headers.get("Content-Length") or 0)
         body = json.loads(self.rfile.read(length)) if length else None
+        if method == "GET" and query.get("watch") in ("1", "true"):
+            self.api.requests.append(("WATCH", parts.path))
+            self._stream(parts.path, query)
+            return
         self.api.requests.append((method, parts.path))
         if self.api.delay:
             time.sleep(self.api.delay)
@@ -361,6 +450,29 @@ class _Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(data)))
         self.end_headers()
         self.wfile.write(data)
+
+    def _stream(self, path: str, query: dict) -> None:
+        """A watch: chunked JSON lines, one per event."""
+        match = PATH.match(path)
+        failure = match and self.api._take_failure("WATCH", match["plural"])
+        if not match or failure:
+            status = failure[0] if failure else 404
+            self.send_response(status)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        try:
+            for event in self.api.watch(match["plural"], match["ns"] or "", query):
+                line = json.dumps(event).encode() + b"\n"
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
+                self.wfile.flush()
+            self.wfile.write(b"0\r\n\r\n")
+        except OSError:
+            self.close_connection = True
 
     def do_GET(self) -> None:  # noqa: N802
         self._serve("GET")

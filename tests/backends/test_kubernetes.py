@@ -9,13 +9,19 @@ from dataclasses import replace
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from tests.backends.conftest import kube_backend, make_spec
+from tests.backends.conftest import (
+    kube_backend,
+    make_spec,
+    wait_for_phase,
+    wait_until,
+)
 from tests.backends.fake_kube import FakeKubeAPI
 from workers.backends import naming
 from workers.backends.base import BackendError, ErrorCode, Mount, Phase
 from workers.backends.kubernetes_gpu import claim_shares
 from workers.backends.kubernetes_manifests import is_gpu_bound, secret_manifest
 from workers.backends.kubernetes_site import Site
+from workers.backends.kubernetes_watch import PodWatch, Reflector
 
 
 @pytest.fixture
@@ -505,3 +511,73 @@ def test_a_slow_api_is_unknown_after_one_timeout_not_retried(api, backend):
     finally:
         api.delay = 0
     assert api.count("GET", "pods") == before + 1
+
+
+@pytest.fixture
+def watched(api):
+    backend = kube_backend(api, watch=True)
+    yield backend
+    backend.close()
+
+
+def single_gets(api, ref) -> int:
+    return api.requests.count(("GET", f"/api/v1/namespaces/notebooks/pods/{ref.name}"))
+
+
+def test_the_shared_watch_answers_observe_without_a_request_per_poll(api, watched):
+    assert watched.watch.wait_synced(10)
+    ref = watched.launch(make_spec())
+    api.add_event(ref.name, "Scheduled", "assigned to node-1")
+    api.set_pod_status(
+        ref.name,
+        phase="Running",
+        podIP="127.0.0.1",
+        containerStatuses=[{"name": "runtime", "ready": True}],
+    )
+    observation = wait_for_phase(watched, ref, {Phase.RUNNING}, 10)
+    assert observation.phase == Phase.RUNNING
+    assert "Scheduled: assigned to node-1" in observation.events
+    for _ in range(20):
+        watched.observe(ref)
+    assert single_gets(api, ref) == 0
+    assert api.count("GET", "events") == 1  # the initial list only
+    watched.terminate(ref)
+    api.finish_terminations()
+    assert wait_for_phase(watched, ref, {Phase.NOT_FOUND}, 10).phase == Phase.NOT_FOUND
+
+
+def test_the_watch_lists_again_after_410_gone(api):
+    backend = kube_backend(api, watch=True)
+    backend.watch = PodWatch(backend.core, backend.site, 1.0, watch_seconds=1)
+    try:
+        assert backend.watch.wait_synced(10)
+        lists = api.requests.count(("GET", "/api/v1/namespaces/notebooks/pods"))
+        api.compact()  # the watch's next resourceVersion is too old
+        ref = backend.launch(make_spec())
+        wait_until(
+            lambda: (
+                api.requests.count(("GET", "/api/v1/namespaces/notebooks/pods")) > lists
+            ),
+            "a new list after 410",
+            10,
+        )
+        assert wait_until(lambda: backend.watch.pods.get(ref.name), "the pod", 10)
+    finally:
+        backend.close()
+
+
+def test_the_watch_keeps_bounded_memory(api, backend):
+    reflector = Reflector(
+        backend.core.list_namespaced_pod,
+        namespace="notebooks",
+        key=lambda pod: pod["metadata"]["name"],
+        max_objects=3,
+    )
+    for _ in range(5):
+        backend.launch(make_spec())
+    reflector.start()
+    try:
+        assert reflector.wait_synced(10)
+        assert len(reflector.items()) == 3
+    finally:
+        reflector.stop()

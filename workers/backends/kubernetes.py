@@ -69,6 +69,7 @@ class KubernetesBackend(RuntimeBackend):
         endpoint_mode: str = "service",
         launcher: tuple[str, ...] = manifests.JUPYTER_LAUNCHER,
         request_timeout: float = 5.0,
+        watch: bool = False,
     ):
         site = site or Site()
         if namespace:
@@ -92,6 +93,7 @@ class KubernetesBackend(RuntimeBackend):
         self.launcher = launcher
         self.timeout = request_timeout
         self.sharing = SharedClaims(self)
+        self.watch = PodWatch(self.core, site, self.timeout) if watch else None
 
     @classmethod
     def from_config(cls, kubeconfig: str = "", **options: Any) -> KubernetesBackend:
@@ -118,6 +120,16 @@ class KubernetesBackend(RuntimeBackend):
                     f"account or set KUBECONFIG ({exc})",
                 ) from exc
         return cls(configuration, **options)
+
+    def _watching(self) -> bool:
+        """The shared watch, started on first use, is in sync (until then,
+        and while it is down, callers ask the API)."""
+        return self.watch is not None and self.watch.active()
+
+    def close(self) -> None:
+        """Stop the shared watch (tests, shutdown)."""
+        if self.watch is not None:
+            self.watch.close()
 
     # --- contract -----------------------------------------------------------
 
@@ -154,7 +166,11 @@ class KubernetesBackend(RuntimeBackend):
             spec,
         )
         pod = manifests.pod_manifest(spec, site, launcher=self.launcher, claim=claim)
-        self._create(core.create_namespaced_pod, core.read_namespaced_pod, pod, spec)
+        created = self._create(
+            core.create_namespaced_pod, core.read_namespaced_pod, pod, spec
+        )
+        if created and self.watch is not None:
+            self.watch.pods.remember(created)
         self._create(
             core.create_namespaced_service,
             core.read_namespaced_service,
@@ -164,9 +180,18 @@ class KubernetesBackend(RuntimeBackend):
         return self._ref(spec.worker_id, spec.port)
 
     def observe(self, ref: RuntimeRef) -> Observation:
-        """Pod phase, container waiting reasons and the pod's events (one
-        pod GET + one event LIST). 404 is NOT_FOUND; timeouts, 5xx and a
+        """Pod phase, container waiting reasons and the pod's events: from
+        the shared watch when it is in sync (no request), else one pod GET
+        + one event LIST (also for a pod the watch does not hold: gone, or
+        another installation's). 404 is NOT_FOUND; timeouts, 5xx and a
         refused connection are UNKNOWN."""
+        port = int(ref.extra.get("port", 8888))
+        if self._watching() and ref.namespace == self.namespace:
+            cached = self.watch.pods.get(ref.name)
+            if cached:
+                events = self.watch.events.get(ref.name)
+                pod = cached[-1]
+                return observation_from_pod(pod, events, self._endpoint(ref, pod, port))
         try:
             pod = self._call(self.core.read_namespaced_pod, ref.name, ref.namespace)
             events = self._events(ref)
@@ -176,7 +201,6 @@ class KubernetesBackend(RuntimeBackend):
             return Observation(Phase.UNKNOWN, message=f"API answered {exc.status}")
         except TRANSPORT_ERRORS as exc:
             return Observation(Phase.UNKNOWN, message=f"API unreachable: {exc}")
-        port = int(ref.extra.get("port", 8888))
         return observation_from_pod(pod, events, self._endpoint(ref, pod, port))
 
     def terminate(self, ref: RuntimeRef) -> None:
@@ -203,7 +227,10 @@ class KubernetesBackend(RuntimeBackend):
         deleted is TERMINATING); a worker with leftover objects but no pod
         (a half-finished launch or removal) is listed as NOT_FOUND, so
         reconcile removes what is left."""
-        pods = self._list(self.core.list_namespaced_pod)
+        if self._watching():
+            pods = self.watch.pods.items()
+        else:
+            pods = self._list(self.core.list_namespaced_pod)
         listed = {}
         for pod in pods:
             ref = self._listed_ref(pod, port=_container_port(pod))
@@ -283,12 +310,13 @@ class KubernetesBackend(RuntimeBackend):
         body: dict,
         spec: LaunchSpec,
         owner: tuple[str, str] | None = None,
-    ) -> None:
-        """POST ``body``; on 409 adopt the existing object if it is this
-        installation's and carries ``owner`` (label key, value; default this
-        worker's id), else CONFLICT."""
+    ) -> dict | None:
+        """POST ``body`` and return what the API made; on 409 adopt the
+        existing object (returns None) if it is this installation's and
+        carries ``owner`` (label key, value; default this worker's id), else
+        CONFLICT."""
         try:
-            self._call(create, self.namespace, body)
+            return self._call(create, self.namespace, body)
         except ApiException as exc:
             if exc.status != 409:
                 raise error_from_api(exc) from exc
@@ -296,6 +324,7 @@ class KubernetesBackend(RuntimeBackend):
             self._adopt(read, body, owner)
         except TRANSPORT_ERRORS as exc:
             raise _unreachable(exc) from exc
+        return None
 
     def _adopt(self, read: Callable, body: dict, owner: tuple[str, str]) -> None:
         existing = self._guarded(read, body["metadata"]["name"], self.namespace)

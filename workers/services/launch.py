@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from workers import states
 from workers.backends.base import LaunchSpec
-from workers.models import Worker
+from workers.models import Actor, EventKind, Worker
 from workers.services import preemption
 from workers.services.errors import LaunchRefused, gpu_text
 from workers.services.queueing import enqueue_start
@@ -62,7 +62,7 @@ class LaunchRequest:
 
 
 def worker_launch(
-    *, request: LaunchRequest, actor=None, actor_type: str = "user"
+    *, request: LaunchRequest, actor=None, actor_type: str = Actor.USER
 ) -> Worker:
     """Create a ``starting`` worker if every limit allows it, and enqueue its
     start on commit. Raises ``LaunchRefused`` naming the limit; writes
@@ -75,7 +75,7 @@ def worker_launch(
         preemption.preempt(victims=victims, by_worker=worker)
         worker_record_event(
             worker_id=worker.id,
-            kind="action",
+            kind=EventKind.ACTION,
             actor_type=actor_type,
             actor=actor,
             actor_label=getattr(actor, "username", "") or actor_type,

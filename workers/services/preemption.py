@@ -11,7 +11,7 @@ from decimal import Decimal
 from django.conf import settings
 
 from workers import states
-from workers.models import Worker
+from workers.models import Actor, Worker
 from workers.services.errors import LaunchRefused, gpu_text
 from workers.services.stopping import workers_request_stop
 
@@ -64,7 +64,7 @@ def preempt(*, victims: list, by_worker: Worker) -> list:
         return []
     return workers_request_stop(
         worker_ids=victims,
-        actor_type="system",
+        actor_type=Actor.SYSTEM,
         actor_label="preemption",
         reason=PREEMPTED,
         data={"preempted_by": str(by_worker.id), "queue": by_worker.queue_name},

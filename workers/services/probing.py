@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from django.utils import timezone
 
 from workers import states
-from workers.models import Worker
+from workers.models import Actor, Worker
 from workers.probe import Health
 from workers.services import runtime
 from workers.services.idle import idle_next_action
@@ -102,7 +102,7 @@ def _flip(workers: list[Worker], expected: str, to: str, reason: str) -> None:
             worker_ids=[w.id for w in workers],
             expected=expected,
             to=to,
-            actor_type="system",
+            actor_type=Actor.SYSTEM,
             actor_label="probe_workers",
             reason=reason,
         )

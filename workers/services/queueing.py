@@ -15,6 +15,7 @@ from typing import Any
 from django.db import transaction
 
 from workers import states
+from workers.models import Actor
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +55,7 @@ def enqueue_start(worker_id) -> None:
             worker_id=worker_id,
             expected=states.STARTING,
             to=states.FAILED,
-            actor_type="system",
+            actor_type=Actor.SYSTEM,
             actor_label="enqueue",
             reason="Task queue unavailable; start the workspace again shortly.",
             fields={

@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from workers import states
 from workers.backends.base import Phase, RuntimeRef
-from workers.models import Worker
+from workers.models import Actor, EventKind, Worker
 from workers.services import runtime
 from workers.services.idle import idle_next_action, idle_stop_at, idle_timeout_seconds
 from workers.services.probing import workers_probe
@@ -54,7 +54,7 @@ def workers_reap_idle(*, now=None) -> dict:
     for timeout, ids in expired.items():
         stopped += workers_request_stop(
             worker_ids=ids,
-            actor_type="system",
+            actor_type=Actor.SYSTEM,
             actor_label="reap_idle",
             reason=f"Idle for {timeout // 60} minutes (idle timeout)",
         )
@@ -99,7 +99,7 @@ def _answers(worker: Worker, endpoint: str) -> bool:
     return mark_ready_if_answering(
         worker,
         endpoint,
-        actor_type="system",
+        actor_type=Actor.SYSTEM,
         actor_label="cleanup_stale",
         reason="Corrected: runtime running and answering (start was stuck)",
     )
@@ -132,8 +132,8 @@ def _fail(worker: Worker, code: str, message: str, ref) -> None:
 def _note(worker: Worker, message: str) -> None:
     worker_record_event(
         worker_id=worker.id,
-        kind="automation",
-        actor_type="system",
+        kind=EventKind.AUTOMATION,
+        actor_type=Actor.SYSTEM,
         actor_label="cleanup_stale",
         reason=message,
     )

@@ -37,7 +37,7 @@ from django.utils import timezone
 
 from workers import states
 from workers.backends.base import BackendError, ListedRuntime, Phase
-from workers.models import Worker, WorkerEvent
+from workers.models import Actor, EventKind, Worker, WorkerEvent
 from workers.services import runtime
 from workers.services.starting import (
     start_deadline,
@@ -149,7 +149,7 @@ def _settle_active(active: list[dict], listed: dict, now) -> dict:
         worker_ids=todo.gone_stopping,
         expected=states.STOPPING,
         to=states.STOPPED,
-        actor_type="system",
+        actor_type=Actor.SYSTEM,
         actor_label="reconcile_workers",
         reason="Runtime gone: stop confirmed by the backend's list",
     )
@@ -183,7 +183,7 @@ def _fail_vanished(rows: list[dict]) -> list:
             worker_ids=ids,
             expected=status,
             to=states.FAILED,
-            actor_type="system",
+            actor_type=Actor.SYSTEM,
             actor_label="reconcile_workers",
             reason=VANISHED,
             fields={"error_code": "runtime_vanished", "error_detail": VANISHED},
@@ -277,8 +277,8 @@ def _uuids(worker_ids) -> list:
 def _orphan_event(worker_id: str, ref) -> WorkerEvent:
     return WorkerEvent(
         worker_id=worker_id,
-        kind=WorkerEvent.Kind.AUTOMATION,
-        actor_type=WorkerEvent.Actor.SYSTEM,
+        kind=EventKind.AUTOMATION,
+        actor_type=Actor.SYSTEM,
         actor_label="reconcile_workers",
         reason=f"Orphaned runtime {ref.name} terminated",
     )

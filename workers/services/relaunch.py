@@ -11,7 +11,7 @@ from decimal import Decimal
 
 from workers import states
 from workers.backends.base import InvalidLaunchSpec, LaunchSpec
-from workers.models import Worker
+from workers.models import Actor, Worker
 from workers.services import runtime
 from workers.services.errors import LaunchRefused, start_refused_while_active
 from workers.services.launch import LaunchLimits, LaunchRequest, worker_launch
@@ -50,7 +50,7 @@ def worker_start_again(*, worker: Worker, actor) -> Worker:
         plan_bound=worker.plan_bound,
         limits=_limits_from_row(worker),
     )
-    return worker_launch(request=request, actor=actor, actor_type="admin")
+    return worker_launch(request=request, actor=actor, actor_type=Actor.ADMIN)
 
 
 def _stored_spec(worker: Worker) -> LaunchSpec:

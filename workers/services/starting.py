@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from workers import states
 from workers.backends.base import LaunchSpec, Phase, RuntimeRef
-from workers.models import Worker
+from workers.models import Actor, EventKind, Worker
 from workers.sanitize import sanitize
 from workers.services import runtime
 from workers.services.idle import idle_next_action
@@ -133,7 +133,7 @@ def _ready(worker: Worker, endpoint: str) -> bool:
     return mark_ready_if_answering(
         worker,
         endpoint,
-        actor_type="backend",
+        actor_type=Actor.BACKEND,
         actor_label="start_worker",
         reason="Runtime running and answering",
     )
@@ -212,7 +212,7 @@ def worker_fail(
         worker_id=worker.id,
         expected=expected,
         to=states.FAILED,
-        actor_type="system",
+        actor_type=Actor.SYSTEM,
         actor_label=actor_label,
         reason=message,
         fields={"error_code": code[:40], "error_detail": message},
@@ -231,8 +231,8 @@ def _terminate_quietly(backend, ref: RuntimeRef) -> bool:
 def _progress(worker: Worker, message: str) -> None:
     worker_record_event(
         worker_id=worker.id,
-        kind="progress",
-        actor_type="backend",
+        kind=EventKind.PROGRESS,
+        actor_type=Actor.BACKEND,
         actor_label=worker.backend,
         reason=message,
         publish_owner_id=worker.owner_id,

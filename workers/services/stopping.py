@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from workers import states
 from workers.backends.base import Phase, RuntimeRef
-from workers.models import Worker, WorkerEvent
+from workers.models import Actor, EventKind, Worker, WorkerEvent
 from workers.sanitize import sanitize
 from workers.services import runtime
 from workers.services.queueing import enqueue_stop
@@ -104,8 +104,8 @@ def worker_retry_stop(*, worker: Worker, actor) -> None:
         return
     worker_record_event(
         worker_id=worker.id,
-        kind="action",
-        actor_type="admin",
+        kind=EventKind.ACTION,
+        actor_type=Actor.ADMIN,
         actor=actor,
         actor_label=_label(actor, "admin"),
         reason="Stop retried",
@@ -129,7 +129,7 @@ def stop_attempts_failed(worker: Worker) -> int:
     events since the worker became ``stopping``."""
     return WorkerEvent.objects.filter(
         worker_id=worker.id,
-        kind=WorkerEvent.Kind.ERROR,
+        kind=EventKind.ERROR,
         at__gte=worker.status_changed_at,
         data__has_key=STOP_ATTEMPT,
     ).count()
@@ -147,7 +147,7 @@ def worker_stop_run(*, worker_id, actor_label: str = "stop_worker") -> StopOutco
             worker_id=worker.id,
             expected=states.ALLOCATED_STATUSES,
             to=states.STOPPING,
-            actor_type="system",
+            actor_type=Actor.SYSTEM,
             actor_label=actor_label,
             reason="Stop task received",
         )
@@ -167,8 +167,8 @@ def _terminate(worker: Worker, actor_label: str) -> StopOutcome:
     if observation.phase == Phase.TERMINATING:
         worker_record_event(
             worker_id=worker.id,
-            kind="progress",
-            actor_type="backend",
+            kind=EventKind.PROGRESS,
+            actor_type=Actor.BACKEND,
             actor_label=actor_label,
             reason="Runtime terminating (grace period); confirming shortly",
             publish_owner_id=worker.owner_id,
@@ -185,7 +185,7 @@ def _confirm_stopped(worker: Worker, reason: str, actor_label: str) -> StopOutco
         worker_id=worker.id,
         expected=states.STOPPING,
         to=states.STOPPED,
-        actor_type="backend",
+        actor_type=Actor.BACKEND,
         actor_label=actor_label,
         reason=reason,
         fields={"error_code": "", "error_detail": "", "health": ""},
@@ -211,8 +211,8 @@ def stop_failed(
     )
     worker_record_event(
         worker_id=worker.id,
-        kind="error",
-        actor_type="system",
+        kind=EventKind.ERROR,
+        actor_type=Actor.SYSTEM,
         actor_label=actor_label,
         reason=f"Stop failed (attempt {attempt}; next in {retry_in} s): {detail}",
         data={STOP_ATTEMPT: attempt, "retry_in": retry_in, "error_code": code[:40]},

@@ -12,7 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from workers import states
-from workers.models import Worker, WorkerEvent
+from workers.models import EventKind, Worker, WorkerEvent
 from workers.realtime import publish_worker_changed
 from workers.sanitize import sanitize, sanitize_data
 
@@ -139,7 +139,7 @@ def _transition_chunk(ids, expected, to, *, event, fields, data) -> list:
         WorkerEvent(
             worker_id=worker_id,
             at=now,
-            kind=WorkerEvent.Kind.TRANSITION,
+            kind=EventKind.TRANSITION,
             from_status=from_status,
             to_status=to,
             data=clean_data,

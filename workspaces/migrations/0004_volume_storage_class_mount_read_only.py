@@ -4,20 +4,23 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('workspaces', '0003_admin_labels'),
+        ("workspaces", "0003_admin_labels"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='volume',
-            name='storage_class',
-            field=models.CharField(blank=True, help_text="Kubernetes StorageClass of the volume's PVC; empty = the cluster's default.", max_length=253),
+            model_name="volume",
+            name="storage_class",
+            field=models.CharField(
+                blank=True,
+                help_text="Kubernetes StorageClass of the volume's PVC; empty = the cluster's default.",
+                max_length=253,
+            ),
         ),
         migrations.AddField(
-            model_name='workspacemount',
-            name='read_only',
+            model_name="workspacemount",
+            name="read_only",
             field=models.BooleanField(default=False),
         ),
     ]

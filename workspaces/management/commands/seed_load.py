@@ -24,7 +24,7 @@ from django.utils import timezone
 from accounts.models import User
 from resource_classes.models import ResourceClass
 from workers import states
-from workers.models import Worker, WorkerEvent
+from workers.models import Actor, EventKind, Worker, WorkerEvent
 from workspaces.models import Project, SchedulingQueue, Workspace
 
 HISTORY_DAYS = 90
@@ -209,14 +209,14 @@ def _worker(fleet: Fleet, rng: random.Random, now, window) -> Worker:
 def _events(worker: Worker) -> list[WorkerEvent]:
     """The start, and the latest transition (enough for a timeline)."""
     start = WorkerEvent(
-        worker=worker, at=worker.created_at, kind="transition", actor_type="user",
+        worker=worker, at=worker.created_at, kind=EventKind.TRANSITION, actor_type=Actor.USER,
         actor_label=worker.owner.username, to_status=states.STARTING, reason="Launch",
     )  # fmt: skip
     if worker.status == states.STARTING:
         return [start]
     last = WorkerEvent(
-        worker=worker, at=worker.status_changed_at, kind="transition",
-        actor_type="system", actor_label="seed_load", from_status=states.READY,
+        worker=worker, at=worker.status_changed_at, kind=EventKind.TRANSITION,
+        actor_type=Actor.SYSTEM, actor_label="seed_load", from_status=states.READY,
         to_status=worker.status, reason=worker.error_detail,
     )  # fmt: skip
     return [start, last]
