@@ -122,7 +122,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=60))
+    # 0: under ASGI every request may run its sync code on a different
+    # thread, so a persistent connection is not reused but left open until it
+    # ages out; 50 concurrent API clients exhausted PostgreSQL's 100 slots
+    # (bench/api_bench.py). Celery workers may raise it (CONN_MAX_AGE=60).
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -196,6 +200,7 @@ AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 # Throttling needs only the failure records; a row per login would grow forever.
 AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False  # no banner on every process start
 AXES_LOCKOUT_CALLABLE = "accounts.lockout.login_locked_out"
 
 # --- Content-Security-Policy (django-csp) and Permissions-Policy --------------

@@ -20,7 +20,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 
 from proxy import headers as hdr
 from proxy.selectors import Access, Route
-from workers.realtime import worker_group
+from workers.realtime import session_group, worker_group
 
 log = logging.getLogger(__name__)
 GOING_AWAY = 1001
@@ -112,10 +112,12 @@ async def _watch(scope, route: Route) -> int:
     """Returns once the route this socket was opened on is no longer valid."""
     from channels.layers import get_channel_layer
 
-    from proxy.asgi import resolve
+    from proxy.asgi import resolve, session_key
 
     layer = get_channel_layer()
-    channel = await _subscribe(layer, route)
+    # The worker's changes, and the login session's end (a logout elsewhere).
+    groups = (worker_group(route.worker_id), session_group(session_key(scope)))
+    channel = await _subscribe(layer, groups)
     try:
         while True:
             await _next_change(layer, channel)
@@ -128,15 +130,17 @@ async def _watch(scope, route: Route) -> int:
     finally:
         if channel:
             with contextlib.suppress(Exception):
-                await layer.group_discard(worker_group(route.worker_id), channel)
+                for group in groups:
+                    await layer.group_discard(group, channel)
 
 
-async def _subscribe(layer, route: Route) -> str:
+async def _subscribe(layer, groups: tuple[str, ...]) -> str:
     if layer is None:
         return ""
     try:
         channel = await layer.new_channel()
-        await layer.group_add(worker_group(route.worker_id), channel)
+        for group in groups:
+            await layer.group_add(group, channel)
         return channel
     except Exception:  # noqa: BLE001 - fall back to re-checking on a timer
         log.warning("channel layer unavailable; re-checking on a timer", exc_info=True)

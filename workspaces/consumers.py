@@ -20,7 +20,13 @@ from django.middleware.csrf import CSRF_SESSION_KEY, get_token
 from django.template.loader import render_to_string
 
 from workers.models import Worker
-from workers.realtime import WorkerChanged, user_group
+from workers.realtime import (
+    SessionEnded,
+    WorkerChanged,
+    session_group,
+    session_user,
+    user_group,
+)
 from workspaces.page_selectors import (
     can_manage,
     visible_workspaces,
@@ -29,6 +35,7 @@ from workspaces.page_selectors import (
 )
 
 REFUSED = 4403
+SIGNED_OUT = 4401  # the session that opened the socket has ended
 COALESCE_SECONDS = 0.05
 
 
@@ -107,15 +114,24 @@ class WorkspacesConsumer(AsyncWebsocketConsumer):
         ):
             await self.close(code=REFUSED)
             return
-        self.group = user_group(self.user.pk)
-        await self.channel_layer.group_add(self.group, self.channel_name)
+        # The user's workers, and the login session (logout closes us).
+        self.session_key = self.scope["session"].session_key
+        self.groups_joined = [
+            user_group(self.user.pk),
+            session_group(self.session_key),
+        ]
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
 
     async def disconnect(self, code: int) -> None:
-        if getattr(self, "group", None):
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+        for group in getattr(self, "groups_joined", ()):
+            await self.channel_layer.group_discard(group, self.channel_name)
         if getattr(self, "flush_task", None):
             self.flush_task.cancel()
+
+    async def session_ended(self, event: SessionEnded) -> None:
+        await self.close(code=SIGNED_OUT)
 
     async def receive(self, text_data=None, bytes_data=None) -> None:
         """The page sends nothing; anything received is ignored."""
@@ -130,6 +146,12 @@ class WorkspacesConsumer(AsyncWebsocketConsumer):
         read and one message."""
         await asyncio.sleep(COALESCE_SECONDS)
         ids, self.pending, self.flush_task = list(self.pending), set(), None
+        # Read again before every push: a session ended or a user
+        # deactivated in another process gets nothing more.
+        current = await database_sync_to_async(session_user)(self.session_key)
+        if current is None or current.pk != self.user.pk:
+            await self.close(code=SIGNED_OUT)
+            return
         html = await database_sync_to_async(render_update)(
             user=self.user,
             worker_ids=ids,

@@ -10,8 +10,6 @@ from workers.models import Worker
 from workers.services.idle import idle_warning_starts_at
 from workspaces.models import Project, Workspace
 
-# What a user sees, derived from the workspace's current worker.
-
 
 def projects_for(*, user) -> QuerySet[Project]:
     """The projects ``user`` belongs to: personal ones and memberships."""

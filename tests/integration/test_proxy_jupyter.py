@@ -130,6 +130,36 @@ def test_a_stop_refuses_the_next_request_and_closes_open_sockets(
     assert worker.status == "stopped"
 
 
+def test_logging_out_closes_the_sessions_open_ide_sockets(
+    app_url, local_backend, tasks, alice, default_class
+):
+    """The runtime keeps running; only the session that logged out loses its
+    socket, at once, without waiting for the re-check interval."""
+    from django.conf import settings
+    from django.test import Client
+
+    workspace = WorkspaceFactory(owner=alice, project__personal_owner=alice)
+    start_running(workspace, tasks)
+    prefix = workspace.base_url
+    cookies = session_cookie(alice)
+    with httpx.Client(base_url=app_url, cookies=cookies, timeout=60) as client:
+        kernel_id = new_kernel(client, prefix)
+    header = "; ".join(f"{k}={v}" for k, v in cookies.items())
+    url = f"ws{app_url.removeprefix('http')}{prefix}api/kernels/{kernel_id}/channels"
+    with connect(url, additional_headers={"Cookie": header}, open_timeout=30) as socket:
+        assert execute(socket, "1+1") == "2"
+        browser = Client()
+        browser.cookies[settings.SESSION_COOKIE_NAME] = cookies[
+            settings.SESSION_COOKIE_NAME
+        ]
+        assert browser.post("/logout/").status_code == 302
+        with pytest.raises(ConnectionClosed):
+            while True:
+                socket.recv(timeout=10)
+    with client_for(app_url, alice) as other_session:
+        assert other_session.get(f"{prefix}api/status").status_code == 200
+
+
 def test_a_stopped_route_never_reaches_the_next_worker_on_its_port(
     app_url, local_backend, tasks, alice, bob, default_class, monkeypatch
 ):

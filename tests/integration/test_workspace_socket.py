@@ -104,3 +104,50 @@ async def test_anonymous_bad_ids_and_other_users_workspaces_are_refused(
     ):
         socket, connected = await connect(user, query)
         assert not connected, (user, query)
+
+
+async def test_logging_out_closes_the_sessions_workspace_sockets(world, alice):
+    """The logout alone (nothing published) closes the socket at once."""
+    from django.test import Client
+
+    from tests.integration.console_support import login_cookie
+    from workspaces.consumers import SIGNED_OUT
+
+    def logged_in():
+        client = Client()
+        client.force_login(alice)
+        return client
+
+    client = await database_sync_to_async(logged_in)()
+    socket = WebsocketCommunicator(
+        application,
+        PATH,
+        headers=[(b"origin", b"http://127.0.0.1"), (b"cookie", login_cookie(client))],
+    )
+    connected, _ = await socket.connect(timeout=5)
+    assert connected
+    response = await database_sync_to_async(client.post)("/logout/")
+    assert response.status_code == 302
+    assert await socket.receive_output(timeout=5) == {
+        "type": "websocket.close",
+        "code": SIGNED_OUT,
+    }
+
+
+async def test_a_deactivated_user_gets_no_more_rows(world, alice):
+    from accounts.models import User
+    from workspaces.consumers import SIGNED_OUT
+
+    worker = await database_sync_to_async(starting_worker)(
+        world, alice, world.personal, "lab"
+    )
+    socket, connected = await connect(alice)
+    assert connected
+    await database_sync_to_async(
+        lambda: User.objects.filter(pk=alice.pk).update(is_active=False)
+    )()
+    await ready(worker)
+    assert await socket.receive_output(timeout=5) == {
+        "type": "websocket.close",
+        "code": SIGNED_OUT,
+    }

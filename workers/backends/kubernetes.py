@@ -46,6 +46,7 @@ from .kubernetes_status import (
     observation_from_pod,
 )
 from .kubernetes_status import unreachable as _unreachable
+from .kubernetes_watch import PodWatch
 from .spec import validate_spec
 
 SERVICE_ACCOUNT_NAMESPACE = Path(

@@ -74,9 +74,15 @@ def workers_reconcile(*, now=None, backends: list[str] | None = None) -> dict:
         try:
             report[name] = _reconcile_backend(name, now)
         except BackendError as exc:
-            # An unreachable or unconfigured backend is an expected outage:
-            # one line per pass, not a traceback.
-            log.warning("reconcile of %s skipped: %s", name, exc)
+            # An unreachable backend is an expected outage: one line per
+            # pass, not a traceback. One that is not configured in this
+            # installation (history rows from another) is no outage at all.
+            level = (
+                logging.INFO
+                if runtime.backend_unavailable_reason(name)
+                else logging.WARNING
+            )
+            log.log(level, "reconcile of %s skipped: %s", name, exc)
             report[name] = {"error": str(exc)}
         except Exception as exc:  # noqa: BLE001 - one backend must not stop the rest
             log.exception("reconcile of %s failed", name)

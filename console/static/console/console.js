@@ -69,8 +69,13 @@
     if (link?.matches?.("a.expand")) link.setAttribute("aria-expanded", "true");
   });
 
-  // The rows' buttons submit the one #wa form; the clicked button says
+  // The rows' buttons submit the one #wa form (outside the form, so htmx
+  // does not see which was clicked): the clicked button gives the URL and
   // whether to ask first (hx-confirm would ask the form's question).
+  document.addEventListener("htmx:configRequest", (event) => {
+    const action = event.detail.triggeringEvent?.submitter?.getAttribute("formaction");
+    if (event.detail.elt.id === "wa" && action) event.detail.path = action;
+  });
   document.addEventListener("htmx:confirm", (event) => {
     const question = event.detail.triggeringEvent?.submitter?.dataset.confirm;
     if (event.detail.elt.id !== "wa" || !question) return;
