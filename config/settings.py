@@ -418,6 +418,28 @@ NOTEBOOK_RUNTIME_KUBE_VOLUME_ACCESS_MODE = env.str(
 NOTEBOOK_RUNTIME_KUBE_DEPENDENCY_CACHE_PVC = env.str(
     "NOTEBOOK_RUNTIME_KUBE_DEPENDENCY_CACHE_PVC", default=""
 )
+# Workspace setup step (repository checkout + dependencies; workers/setup/).
+NOTEBOOK_RUNTIME_DEPENDENCY_CACHE_DIR = env.str(
+    "NOTEBOOK_RUNTIME_DEPENDENCY_CACHE_DIR", default=str(VAR_DIR / "dependency-cache")
+)
+# The index of the "online" fetch policy.
+NOTEBOOK_RUNTIME_PACKAGE_INDEX_URL = env.str(
+    "NOTEBOOK_RUNTIME_PACKAGE_INDEX_URL", default="https://pypi.org/simple"
+)
+# Installed into every workspace environment so the IDE can use it as a kernel.
+NOTEBOOK_RUNTIME_SETUP_KERNEL_PACKAGES = env.list(
+    "NOTEBOOK_RUNTIME_SETUP_KERNEL_PACKAGES", default=["ipykernel"]
+)
+NOTEBOOK_RUNTIME_SETUP_TIMEOUT_SECONDS = env.int(
+    "NOTEBOOK_RUNTIME_SETUP_TIMEOUT_SECONDS", default=240
+)
+NOTEBOOK_RUNTIME_SETUP_MAX_REPOSITORY_BYTES = env.int(
+    "NOTEBOOK_RUNTIME_SETUP_MAX_REPOSITORY_BYTES", default=500 * 1024 * 1024
+)
+# Admins only (tests, air-gapped demos): lets workspaces name file:/// repos.
+NOTEBOOK_RUNTIME_SETUP_ALLOW_LOCAL_REPOSITORIES = env.bool(
+    "NOTEBOOK_RUNTIME_SETUP_ALLOW_LOCAL_REPOSITORIES", default=False
+)
 NOTEBOOK_RUNTIME_GATEWAY_URL = env.str("NOTEBOOK_RUNTIME_GATEWAY_URL", default="")
 NOTEBOOK_RUNTIME_GATEWAY_TOKEN = env.str("NOTEBOOK_RUNTIME_GATEWAY_TOKEN", default="")
 

@@ -9,12 +9,14 @@ keyset-paged select for the rows (limit+1, no COUNT for paging) and two
 for the resource class usage.
 """
 
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from django.db import connection
 from django.db.models import Count, Q, QuerySet, Sum
 from django.http import QueryDict
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.timesince import timesince, timeuntil
 
@@ -114,6 +116,8 @@ class ConsolePage:
 
 VIEW_PERMISSION = "workers.view_worker"
 MANAGE_PERMISSION = "workers.manage_worker"
+ACCESS_PERMISSION = "workers.access_server"
+ZERO_ID = uuid.UUID(int=0)
 # Django caches a user's permissions on the user object; a socket keeps one
 # user object for hours, so its re-checks drop these first.
 _PERMISSION_CACHES = ("_perm_cache", "_user_perm_cache", "_group_perm_cache")
@@ -149,7 +153,13 @@ def visibility_scope(user) -> str:
     may share a render). Change this together with ``visible_workers``."""
     if not can_view_console(user):
         return "none"
-    return "manage" if can_manage_workers(user) else "view"
+    level = "manage" if can_manage_workers(user) else "view"
+    return f"{level}+access" if can_access_servers(user) else level
+
+
+def can_access_servers(user) -> bool:
+    """May open a user's IDE through Access server (the link on a row)."""
+    return can_view_console(user) and user.has_perm(ACCESS_PERMISSION)
 
 
 def visible_workers(*, user) -> QuerySet[Worker]:
@@ -173,7 +183,12 @@ def console_page(*, user, data: QueryDict) -> ConsolePage:
     page.summary = console_summary(filterset, user=user, now=page.now)
     page.limit = options["limit"]
     page.rows, page.older = _keyset_page(filtered, options.get("before"), page.limit)
-    _flag(page.rows, page.now, manageable=can_manage_workers(user))
+    _flag(
+        page.rows,
+        page.now,
+        manageable=can_manage_workers(user),
+        may_access=can_access_servers(user),
+    )
     return page
 
 
@@ -248,13 +263,17 @@ ROW_ACTIONS = (
 )
 
 
-def _flag(rows: list[Worker], now: datetime, *, manageable: bool) -> list[Worker]:
+def _flag(
+    rows: list[Worker], now: datetime, *, manageable: bool, may_access: bool = False
+) -> list[Worker]:
     """Set what the row partial prints, as plain values: one attribute
     lookup per cell instead of method calls, related-object walks and
     ``timesince`` filters (the row is rendered 100 times per page and once
     per live update). Flags that need "now", the row's URL prefix and the
     buttons the reader may use.
     """
+    # One reverse() per call, not one per row.
+    access_prefix = reverse("proxy:access", args=[ZERO_ID]).removesuffix(f"{ZERO_ID}/")
     for worker in rows:
         # Relative to the console page, the only page that shows rows.
         worker.console_path = f"{worker.id}/"
@@ -273,6 +292,11 @@ def _flag(rows: list[Worker], now: datetime, *, manageable: bool) -> list[Worker
         worker.checked = _ago(worker.health_checked_at, now)
         worker.due = _due(worker, now)
         worker.actions = _actions(worker) if manageable else ()
+        worker.access_url = (
+            f"{access_prefix}{worker.id}/"
+            if may_access and worker.can_access_server
+            else ""
+        )
     return rows
 
 
@@ -331,7 +355,12 @@ def worker_rows(*, user, worker_ids) -> list[Worker]:
         .filter(pk__in=list(worker_ids))
         .order_by("-created_at", "-id")
     )
-    return _flag(list(rows), timezone.now(), manageable=can_manage_workers(user))
+    return _flag(
+        list(rows),
+        timezone.now(),
+        manageable=can_manage_workers(user),
+        may_access=can_access_servers(user),
+    )
 
 
 @dataclass

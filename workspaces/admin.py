@@ -1,5 +1,7 @@
+from django import forms
 from django.contrib import admin
 
+from workers.secret_box import seal
 from workspaces.models import (
     Group,
     Plan,
@@ -47,8 +49,66 @@ class VolumeInline(admin.TabularInline):
     extra = 0
 
 
+class ProjectAdminForm(forms.ModelForm):
+    """Project secrets are write-only: a blank field keeps the stored one,
+    "clear" removes it, and the stored value is never rendered back."""
+
+    package_mirror_url = forms.URLField(
+        label="Package mirror index URL",
+        required=False,
+        assume_scheme="https",
+        help_text=Project._meta.get_field("package_mirror_url").help_text,
+    )
+    git_secret = forms.CharField(
+        label="Git credentials",
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="A token (or user:token) for https, or an SSH deploy key. "
+        "Stored encrypted; leave blank to keep the current one.",
+    )
+    clear_git_secret = forms.BooleanField(required=False)
+    mirror_secret = forms.CharField(
+        label="Mirror credentials",
+        required=False,
+        widget=forms.PasswordInput(render_value=False),
+        help_text="user:password for the package mirror. Stored encrypted; "
+        "leave blank to keep the current one.",
+    )
+    clear_mirror_secret = forms.BooleanField(required=False)
+
+    class Meta:
+        model = Project
+        fields = [
+            "name",
+            "slug",
+            "personal_owner",
+            "group",
+            "members",
+            "image_allowlist",
+            "allow_root",
+            "gpu_quota",
+            "plan",
+            "fetch_policy",
+            "package_mirror_url",
+        ]
+
+    def save(self, commit=True):
+        project = super().save(commit=False)
+        for name in ("git_secret", "mirror_secret"):
+            if self.cleaned_data.get(f"clear_{name}"):
+                setattr(project, f"{name}_sealed", "")
+            elif self.cleaned_data.get(name):
+                setattr(project, f"{name}_sealed", seal(self.cleaned_data[name]))
+        if commit:
+            project.save()
+            self.save_m2m()
+        return project
+
+
 @admin.register(Project)
 class ProjectAdmin(admin.ModelAdmin):
+    form = ProjectAdminForm
     list_display = (
         "name",
         "id",
@@ -57,8 +117,9 @@ class ProjectAdmin(admin.ModelAdmin):
         "gpu_quota",
         "plan",
         "allow_root",
+        "fetch_policy",
     )
-    list_filter = ("allow_root", "plan")
+    list_filter = ("allow_root", "plan", "fetch_policy")
     search_fields = ("name", "slug", "id")
     prepopulated_fields = {"slug": ("name",)}
     readonly_fields = ("id",)

@@ -72,6 +72,14 @@ _BY_CODE: dict[str, tuple[str, str]] = {
         "The platform could not reach the service that runs workspaces. Start "
         "it again shortly, or ask an admin.",
     ),
+    "dependency_setup_failed": (
+        "Dependency setup failed",
+        "Checking out the repository or installing its packages failed; the "
+        "last lines of the setup log are below. Fix the repository URL, ref or "
+        "requirements file, or ask an admin to check the package fetch policy, "
+        "the private package index access and the dependency cache. Your files "
+        "were left as they were.",
+    ),
     "invalid_spec": (
         "Invalid workspace settings",
         "The runtime refused this workspace's settings. Ask an admin.",

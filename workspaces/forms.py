@@ -38,6 +38,7 @@ from django.http import QueryDict
 from resource_classes.models import ResourceClass
 from workers.models import Worker
 from workers.services import LaunchRefused
+from workspaces import validators
 from workspaces.models import Project, SchedulingQueue, Workspace
 from workspaces.policy import (
     WorkspaceRefused,
@@ -191,6 +192,25 @@ class WorkspaceLaunchForm(forms.Form):
     cpu_limit = forms.CharField(label="CPU", max_length=32, required=False)
     memory_limit = forms.CharField(label="Memory", max_length=32, required=False)
     mounts = MountsField(label="Storage")
+    repository_url = forms.CharField(
+        label="Git repository",
+        max_length=500,
+        required=False,
+        validators=[validators.workspace_repository_url],
+        help_text="https://host/path or git@host:path; cloned at start.",
+    )
+    repository_ref = forms.CharField(
+        label="Branch, tag or commit",
+        max_length=200,
+        required=False,
+        validators=[validators.repository_ref],
+    )
+    requirements_path = forms.CharField(
+        max_length=200,
+        required=False,
+        validators=[validators.requirements_path],
+        help_text="Empty = requirements.txt, pyproject.toml or environment.yml.",
+    )
 
     # Fields whose value changes other fields' choices or limits: the page
     # redraws the whole form when one of them changes.

@@ -10,7 +10,14 @@ from django.utils import timezone
 
 from resource_classes import quantities
 from workspaces import plan_windows
-from workspaces.validators import dns_label, image_reference, mount_path
+from workspaces.validators import (
+    dns_label,
+    image_reference,
+    mount_path,
+    workspace_repository_url,
+)
+from workspaces.validators import repository_ref as valid_ref
+from workspaces.validators import requirements_path as valid_requirements_path
 
 
 class Group(models.Model):
@@ -172,6 +179,14 @@ class Plan(models.Model):
         )
 
 
+class FetchPolicy(models.TextChoices):
+    """Where a workspace's setup step may fetch packages from."""
+
+    ONLINE = "online", "Online (the configured indexes)"
+    MIRROR = "mirror", "Mirror (only the project's private index)"
+    OFFLINE = "offline", "Offline (the dependency cache only)"
+
+
 class Project(models.Model):
     """A space: the unit of quota. Its UUID is the *Space ID*."""
 
@@ -208,6 +223,22 @@ class Project(models.Model):
     plan = models.ForeignKey(
         Plan, on_delete=models.SET_NULL, null=True, blank=True, related_name="projects"
     )
+    fetch_policy = models.CharField(
+        "package fetch policy",
+        max_length=8,
+        choices=FetchPolicy.choices,
+        default=FetchPolicy.ONLINE,
+    )
+    package_mirror_url = models.URLField(
+        "package mirror index URL",
+        blank=True,
+        help_text="Simple index (PEP 503) used under the mirror policy, without "
+        "credentials, e.g. https://pypi.example.org/simple.",
+    )
+    # Fernet ciphertexts (workers.secret_box); written through the admin's
+    # write-only fields, never shown back.
+    git_secret_sealed = models.TextField(blank=True, editable=False)
+    mirror_secret_sealed = models.TextField(blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -239,6 +270,10 @@ class Project(models.Model):
         return self.allow_root
 
     def clean(self) -> None:
+        if self.fetch_policy == FetchPolicy.MIRROR and not self.package_mirror_url:
+            raise ValidationError(
+                {"package_mirror_url": "The mirror policy needs the mirror's URL."}
+            )
         if not isinstance(self.image_allowlist, list):
             raise ValidationError({"image_allowlist": "A list of image references."})
         for image in self.image_allowlist:
@@ -326,6 +361,25 @@ class Workspace(models.Model):
         max_length=32, blank=True, help_text="Override; empty = plan default."
     )
     memory_limit = models.CharField(max_length=32, blank=True)
+    repository_url = models.CharField(
+        max_length=500,
+        blank=True,
+        validators=[workspace_repository_url],
+        help_text="https:// or ssh git URL, cloned into the workspace at start.",
+    )
+    repository_ref = models.CharField(
+        max_length=200,
+        blank=True,
+        validators=[valid_ref],
+        help_text="Branch, tag or commit; empty = the default branch.",
+    )
+    requirements_path = models.CharField(
+        max_length=200,
+        blank=True,
+        validators=[valid_requirements_path],
+        help_text="Empty = the first of requirements.txt, pyproject.toml, "
+        "environment.yml.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -377,6 +431,8 @@ class Workspace(models.Model):
                     errors[field] = str(exc)
         if self.gpu_count and not self.gpu_model:
             errors["gpu_model"] = "Pick a GPU model for a GPU workspace."
+        if (self.repository_ref or self.requirements_path) and not self.repository_url:
+            errors["repository_url"] = "Give the repository the ref or path is for."
         if (
             self.ide_kind == self.IdeKind.CUSTOM
             and self.proxy_path

@@ -20,7 +20,7 @@ from django.utils import timezone
 from resource_classes import quantities
 from resource_classes.models import ResourceClass
 from workers import states
-from workers.backends.base import LaunchSpec, Mount, Resources
+from workers.backends.base import LaunchSpec, Mount, Resources, SetupSpec
 from workers.models import Actor, EventKind, Worker
 from workers.services import (
     LaunchLimits,
@@ -34,6 +34,7 @@ from workers.services.errors import start_refused_while_active
 from workers.services.queueing import QUEUE_UNAVAILABLE
 from workspaces.explain import PLAN_WINDOW_EXPIRED
 from workspaces.models import (
+    FetchPolicy,
     Plan,
     Project,
     SchedulingQueue,
@@ -46,7 +47,9 @@ from workspaces.policy import check_create_policy, check_launch_policy, is_plan_
 
 
 def _actor_type(workspace: Workspace, actor) -> str:
-    return Actor.USER if actor is None or actor.pk == workspace.owner_id else Actor.ADMIN
+    return (
+        Actor.USER if actor is None or actor.pk == workspace.owner_id else Actor.ADMIN
+    )
 
 
 def workspace_start(*, workspace: Workspace, actor) -> Worker:
@@ -106,6 +109,9 @@ def workspace_create(
     cpu_limit: str,
     memory_limit: str,
     mounts: list[tuple[Volume, str]],
+    repository_url: str = "",
+    repository_ref: str = "",
+    requirements_path: str = "",
 ) -> Worker:
     """Create a workspace with its mounts and start it, in one transaction.
 
@@ -135,6 +141,9 @@ def workspace_create(
             gpu_sm_percentage=gpu_sm_percentage,
             cpu_limit=cpu_limit or (plan.default_cpu_limit if plan else ""),
             memory_limit=memory_limit or (plan.default_memory_limit if plan else ""),
+            repository_url=repository_url,
+            repository_ref=repository_ref,
+            requirements_path=requirements_path,
         )
         check_create_policy(
             workspace=workspace, project=project, plan=plan, mounts=mounts
@@ -206,6 +215,34 @@ def _launch_spec(workspace: Workspace, snapshot: dict) -> LaunchSpec:
         health_path=workspace.proxy_path,
         kernel_cull_idle_seconds=settings.NOTEBOOK_RUNTIME_KERNEL_CULL_IDLE_SECONDS,
         kernel_cull_interval_seconds=settings.NOTEBOOK_RUNTIME_KERNEL_CULL_INTERVAL_SECONDS,
+        setup=_setup_spec(workspace),
+    )
+
+
+def _setup_spec(workspace: Workspace) -> SetupSpec:
+    """The setup step: the repository, and the project's fetch policy as the
+    installer's index; secrets stay sealed until the backend runs the step."""
+    if not workspace.repository_url:
+        return SetupSpec()
+    project = workspace.project
+    mirror = project.fetch_policy == FetchPolicy.MIRROR or (
+        project.fetch_policy == FetchPolicy.OFFLINE and project.package_mirror_url
+    )
+    return SetupSpec(
+        repository_url=workspace.repository_url,
+        repository_ref=workspace.repository_ref,
+        requirements_path=workspace.requirements_path,
+        kernel_name=workspace.name,
+        fetch_policy=project.fetch_policy,
+        index_url=project.package_mirror_url
+        if mirror
+        else settings.NOTEBOOK_RUNTIME_PACKAGE_INDEX_URL,
+        kernel_packages=tuple(settings.NOTEBOOK_RUNTIME_SETUP_KERNEL_PACKAGES),
+        allow_local_repository=settings.NOTEBOOK_RUNTIME_SETUP_ALLOW_LOCAL_REPOSITORIES,
+        max_repository_bytes=settings.NOTEBOOK_RUNTIME_SETUP_MAX_REPOSITORY_BYTES,
+        timeout_seconds=settings.NOTEBOOK_RUNTIME_SETUP_TIMEOUT_SECONDS,
+        git_secret_sealed=project.git_secret_sealed,
+        index_secret_sealed=project.mirror_secret_sealed if mirror else "",
     )
 
 

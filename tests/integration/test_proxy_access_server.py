@@ -65,6 +65,14 @@ def test_the_console_row_offers_access_server_for_a_running_worker(recorder, ali
     assert f'href="/w-access/{worker.id}/"' in page and "Access server" in page
 
 
+def test_the_row_has_no_access_server_link_without_the_permission(recorder, alice):
+    worker = recorded_worker(alice, recorder)
+    client = logged_in(staff("view_worker", "manage_worker"))
+    page = client.get("/admin/notebook-workers/").content.decode()
+    assert f'id="worker-{worker.id}"' in page
+    assert "/w-access/" not in page and "Access server" not in page
+
+
 def test_it_refuses_staff_without_the_permission(recorder, alice):
     worker = recorded_worker(alice, recorder)
     client = logged_in(staff("view_worker"))

@@ -39,6 +39,7 @@ class ErrorCode(StrEnum):
     CONFLICT = "conflict"
     INVALID_SPEC = "invalid_spec"
     PRIORITY_CLASS_MISSING = "priority_class_missing"
+    DEPENDENCY_SETUP_FAILED = "dependency_setup_failed"
     INTERNAL = "internal"
 
 
@@ -87,6 +88,29 @@ class Resources:
 
 
 @dataclass(frozen=True)
+class SetupSpec:
+    """The setup step run before the IDE: checkout and dependencies.
+
+    Secrets travel only sealed (``workers.secret_box``): a stored spec holds
+    ciphertext, and the backend unseals them into the setup step's own
+    environment, never the runtime's.
+    """
+
+    repository_url: str = ""  # "" = no setup step
+    repository_ref: str = ""  # "" = the remote's default branch
+    requirements_path: str = ""  # "" = first of the usual files
+    kernel_name: str = ""  # the kernel spec's name: the workspace's name
+    fetch_policy: str = "online"  # online | mirror | offline
+    index_url: str = ""  # online: the configured index; mirror: the mirror's
+    kernel_packages: tuple[str, ...] = ()
+    allow_local_repository: bool = False  # admin setting: file:/// sources
+    max_repository_bytes: int = 0
+    timeout_seconds: int = 0
+    git_secret_sealed: str = ""
+    index_secret_sealed: str = ""
+
+
+@dataclass(frozen=True)
 class LaunchSpec:
     """Everything a backend needs to start one worker's runtime."""
 
@@ -111,6 +135,7 @@ class LaunchSpec:
     kernel_cull_idle_seconds: int = 3600
     kernel_cull_interval_seconds: int = 300
     project_id: str = ""  # the workspace's project: its volumes only
+    setup: SetupSpec = field(default_factory=SetupSpec)
 
     def to_json(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -132,6 +157,9 @@ class LaunchSpec:
         fields["mounts"] = tuple(
             Mount(**_fields_of(Mount, m, "mounts[].")) for m in mounts
         )
+        setup = _fields_of(SetupSpec, fields.get("setup", {}), "setup.")
+        setup["kernel_packages"] = tuple(setup.get("kernel_packages", ()))
+        fields["setup"] = SetupSpec(**setup)
         for name in ("environment", "labels"):
             if not isinstance(fields.get(name, {}), dict):
                 raise InvalidLaunchSpec(f"field {name!r} is not a mapping")

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from . import setup_step
 from .base import (
     BackendError,
     ErrorCode,
@@ -65,6 +66,8 @@ class LocalBackend(RuntimeBackend):
         host: str = "127.0.0.1",
         public_host: str = "",
         grace_seconds: float = 5.0,
+        dependency_cache_dir: str | os.PathLike | None = None,
+        unseal: setup_step.Unseal | None = None,
     ):
         self.workspaces_dir = Path(workspaces_dir)
         default_state = self.workspaces_dir.parent / "local-runtimes"
@@ -73,6 +76,9 @@ class LocalBackend(RuntimeBackend):
         self.host = host
         self.public_host = public_host or host
         self.grace_seconds = grace_seconds
+        default_cache = self.workspaces_dir.parent / "dependency-cache"
+        self.dependency_cache_dir = Path(dependency_cache_dir or default_cache)
+        self.unseal = unseal
 
     # --- contract -----------------------------------------------------------
 
@@ -104,22 +110,38 @@ class LocalBackend(RuntimeBackend):
             return Observation(Phase.NOT_FOUND, message="no such runtime")
         events = tuple(record.get("events", ()))
         if self._process(record) is None:
-            tail = self._tail(record, 5).strip().splitlines()
-            detail = tail[-1] if tail else "no output"
-            ended = _ended(read_exit(self._exit_path(ref.worker_id)))
-            return Observation(
-                Phase.FAILED, message=f"{ended}: {detail}", events=events
-            )
+            return self._ended_observation(record, events)
         endpoint = self._endpoint(record)
         if port_open(self.host, record["port"]):
             return Observation(
                 Phase.RUNNING, endpoint=endpoint, events=events, message="listening"
             )
+        setup_lines = setup_step.progress(self._tail(record, 200))
         return Observation(
             Phase.PENDING,
             endpoint=endpoint,
-            events=events,
-            message="process started; waiting for its port",
+            events=events + tuple(setup_lines),
+            message=setup_lines[-1]
+            if setup_lines
+            else "process started; waiting for its port",
+        )
+
+    def _ended_observation(self, record: dict, events: tuple) -> Observation:
+        """FAILED; a failed setup step says so with its own last lines."""
+        code = read_exit(self._exit_path(record["worker_id"]))
+        failure = setup_step.failure(self._tail(record, 200))
+        # The exit code is written by a reaper thread and may lag the exit.
+        if failure and code in (None, setup_step.EXIT_SETUP_FAILED):
+            return Observation(
+                Phase.FAILED,
+                message=failure,
+                events=events,
+                error_code=ErrorCode.DEPENDENCY_SETUP_FAILED,
+            )
+        tail = self._tail(record, 5).strip().splitlines()
+        detail = tail[-1] if tail else "no output"
+        return Observation(
+            Phase.FAILED, message=f"{_ended(code)}: {detail}", events=events
         )
 
     def terminate(self, ref: RuntimeRef) -> None:
@@ -181,6 +203,11 @@ class LocalBackend(RuntimeBackend):
         runtime_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._exit_path(spec.worker_id).unlink(missing_ok=True)  # a relaunch
         env = self._environment(spec, port, workdir, runtime_dir)
+        if setup_step.wanted(spec):
+            config = runtime_dir / "setup.json"
+            setup_step.write_config(spec, config, cache_dir=self.dependency_cache_dir)
+            command = setup_step.command(config, workdir, command)
+            env = {**env, **setup_step.secrets(spec, self.unseal)}
         log_path = runtime_dir / "output.log"
         popen = spawn(
             command,

@@ -22,9 +22,15 @@ _lock = threading.Lock()
 
 
 def _local() -> RuntimeBackend:
+    from workers.secret_box import unseal
+
     from .local import LocalBackend
 
-    return LocalBackend(settings.NOTEBOOK_RUNTIME_WORKSPACES_DIR)
+    return LocalBackend(
+        settings.NOTEBOOK_RUNTIME_WORKSPACES_DIR,
+        dependency_cache_dir=settings.NOTEBOOK_RUNTIME_DEPENDENCY_CACHE_DIR,
+        unseal=unseal,
+    )
 
 
 def _docker() -> RuntimeBackend:

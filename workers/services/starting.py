@@ -103,6 +103,7 @@ def _store_ref(worker: Worker, ref: RuntimeRef, backend) -> RuntimeRef | None:
 def _wait_until_ready(worker: Worker, ref: RuntimeRef) -> None:
     backend = runtime.backend_for(worker.backend)
     last_message = ""
+    setup_seen = 0
     while _status(worker.id) == states.STARTING:
         if timezone.now() >= start_deadline(worker.created_at):
             fail_start(worker, code="timeout", message=start_timeout_message(), ref=ref)
@@ -115,13 +116,27 @@ def _wait_until_ready(worker: Worker, ref: RuntimeRef) -> None:
             code = observation.error_code or "runtime_exited"
             fail_start(worker, code=code, message=detail, ref=ref)
             return
+        setup_seen = _setup_progress(worker, observation, setup_seen)
         message = _observation_text(observation)
-        if message != last_message:
+        if message != last_message and not message.startswith(SETUP_TEXT):
             _progress(worker, message)
             last_message = message
         if observation.phase == Phase.RUNNING and _ready(worker, observation.endpoint):
             return
         sleep(settings.NOTEBOOK_RUNTIME_START_POLL_SECONDS)
+
+
+def _setup_progress(worker: Worker, observation, seen: int) -> int:
+    """Record each setup-step line (cloning, installing N packages, cache
+    hit) once, in order, however fast the step printed them; returns how
+    many were recorded so far."""
+    lines = [e for e in observation.events if e.startswith("setup: ")]
+    for line in lines[seen:]:
+        _progress(worker, line.replace("setup: ", "Setup: ", 1))
+    return max(seen, len(lines))
+
+
+SETUP_TEXT = "Runtime pending: setup: "
 
 
 def _observation_text(observation) -> str:

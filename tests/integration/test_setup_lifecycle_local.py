@@ -1,0 +1,139 @@
+"""A workspace with a repository, started end to end on the local backend:
+the setup step clones and installs before a real JupyterLab starts, its
+progress becomes start events, a failure ends the start as
+``dependency_setup_failed`` on the user's page, and the project's secrets
+reach neither events, pages nor the runtime's environment."""
+
+import json
+
+import psutil
+import pytest
+from django.urls import reverse
+
+from tests.factories import WorkspaceFactory
+from tests.fakes import TaskRecorder
+from tests.integration.lifecycle_support import committed
+from tests.setup_support import PackageIndex, Remote, make_wheel
+from workers import states
+from workers.backends import registry
+from workers.backends.local import LocalBackend
+from workers.models import Worker
+from workers.secret_box import seal, unseal
+from workers.services import queueing
+from workspaces.models import FetchPolicy
+from workspaces.services import workspace_start
+
+pytestmark = [pytest.mark.django_db, pytest.mark.needs_postgres]
+GIT_SECRET = "deploy:ghtok-4c3b2a190817"  # noqa: S105 - a test credential
+MIRROR_SECRET = "bot:mirror-pw-5e6f7a8b"  # noqa: S105
+
+
+@pytest.fixture
+def local_backend(tmp_path, settings):
+    settings.NOTEBOOK_RUNTIME_DEFAULT_BACKEND = "local"
+    settings.NOTEBOOK_RUNTIME_START_POLL_SECONDS = 0.3
+    settings.NOTEBOOK_RUNTIME_START_TIMEOUT_SECONDS = 180
+    settings.NOTEBOOK_RUNTIME_SETUP_ALLOW_LOCAL_REPOSITORIES = True
+    settings.NOTEBOOK_RUNTIME_SETUP_KERNEL_PACKAGES = []
+    backend = LocalBackend(
+        tmp_path / "workspaces",
+        grace_seconds=3,
+        dependency_cache_dir=tmp_path / "cache",
+        unseal=unseal,
+    )
+    with registry.override("local", backend):
+        yield backend
+    for ref in backend.list_managed():
+        backend.terminate(ref)
+
+
+@pytest.fixture
+def index(tmp_path):
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    make_wheel(wheels, "alpha")
+    make_wheel(wheels, "beta")
+    with PackageIndex(wheels) as index:
+        yield index
+
+
+@pytest.fixture
+def remote(tmp_path):
+    remote = Remote(tmp_path)
+    remote.commit({"requirements.txt": "alpha\nbeta\n"})
+    return remote
+
+
+def _workspace(remote, index, *, policy=FetchPolicy.MIRROR):
+    workspace = WorkspaceFactory(repository_url=remote.url)
+    project = workspace.project
+    project.fetch_policy = policy
+    project.package_mirror_url = index.url
+    project.git_secret_sealed = seal(GIT_SECRET)
+    project.mirror_secret_sealed = seal(MIRROR_SECRET)
+    project.save()
+    return workspace
+
+
+def _start(workspace, monkeypatch) -> Worker:
+    tasks = TaskRecorder()
+    monkeypatch.setattr(queueing, "_send", tasks)
+    with committed():
+        worker = workspace_start(workspace=workspace, actor=workspace.owner)
+    tasks.run_all()
+    worker.refresh_from_db()
+    return worker
+
+
+def _reasons(worker) -> list[str]:
+    return list(worker.events.order_by("id").values_list("reason", flat=True))
+
+
+def _everything_stored(worker) -> str:
+    events = list(worker.events.values("reason", "data"))
+    row = Worker.objects.filter(pk=worker.pk).values().get()
+    return json.dumps([events, row], default=str)
+
+
+def test_it_clones_installs_and_starts_with_the_secrets_kept_out(
+    local_backend, remote, index, default_class, monkeypatch, client
+):
+    workspace = _workspace(remote, index)
+    worker = _start(workspace, monkeypatch)
+    reasons = _reasons(worker)
+    assert worker.status == states.READY, reasons
+    assert any(r.startswith("Setup: cloning") for r in reasons), reasons
+    assert "Setup: installing 2 packages" in reasons
+    assert any(r.startswith("Setup: checked out ") for r in reasons)
+    workdir = local_backend.workspaces_dir / str(workspace.id)
+    assert (workdir / "remote" / "requirements.txt").is_file()
+    assert (workdir / ".venv/lib").exists()
+    assert "Basic " in "".join(index.authorizations)  # the mirror's credentials
+    runtime_env = psutil.Process(worker.runtime_ref["extra"]["pid"]).environ()
+    assert not [k for k in runtime_env if k.startswith("NOTEBOOK_FLEET_SETUP")]
+    assert GIT_SECRET not in json.dumps(runtime_env)
+    assert MIRROR_SECRET not in json.dumps(runtime_env)
+    stored = _everything_stored(worker)
+    assert "ghtok-4c3b2a190817" not in stored and "mirror-pw-5e6f7a8b" not in stored
+    log = local_backend.logs(local_backend.list_managed()[0], tail=500)
+    assert "ghtok-4c3b2a190817" not in log and "mirror-pw-5e6f7a8b" not in log
+
+
+def test_offline_with_a_missing_package_fails_the_start_with_its_name(
+    local_backend, remote, index, default_class, monkeypatch, client
+):
+    warm = _start(_workspace(remote, index), monkeypatch)  # fills the cache
+    assert warm.status == states.READY, _reasons(warm)
+    remote.commit({"requirements.txt": "alpha\ngamma-missing\n"})
+    index.requests.clear()
+    workspace = _workspace(remote, index, policy=FetchPolicy.OFFLINE)
+    worker = _start(workspace, monkeypatch)
+    assert worker.status == states.FAILED, _reasons(worker)
+    assert worker.error_code == "dependency_setup_failed"
+    assert "gamma-missing" in worker.error_detail
+    assert index.requests == []
+    client.force_login(workspace.owner)
+    page = client.get(reverse("workspaces:detail", args=[workspace.id]))
+    html = page.content.decode()
+    assert "Dependency setup failed" in html and "gamma-missing" in html
+    assert "ghtok-4c3b2a190817" not in html and "mirror-pw-5e6f7a8b" not in html

@@ -1,0 +1,145 @@
+"""Real parts for the setup step's tests: a git repository made with the git
+CLI, tiny wheels written in the wheel format, and a simple index (PEP 503)
+served over HTTP on 127.0.0.1 that records every request."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import http.server
+import subprocess
+import threading
+import zipfile
+from pathlib import Path
+
+GIT_ENV = {
+    "GIT_AUTHOR_NAME": "Test",
+    "GIT_AUTHOR_EMAIL": "test@example.invalid",
+    "GIT_COMMITTER_NAME": "Test",
+    "GIT_COMMITTER_EMAIL": "test@example.invalid",
+    "GIT_CONFIG_GLOBAL": "/dev/null",
+    "GIT_CONFIG_NOSYSTEM": "1",
+    "PATH": "/usr/local/bin:/usr/bin:/bin",
+}
+
+
+def git(*args: str, cwd: Path) -> str:
+    return subprocess.run(  # noqa: S603
+        ["git", *args], cwd=cwd, env=GIT_ENV, check=True, capture_output=True, text=True
+    ).stdout.strip()
+
+
+class Remote:
+    """A bare repository (the remote, as ``file://`` URL) and a work clone
+    the test commits through."""
+
+    def __init__(self, root: Path):
+        self.bare = root / "remote.git"
+        self.work = root / "author"
+        git("init", "--quiet", "--bare", "-b", "main", str(self.bare), cwd=root)
+        git("clone", "--quiet", str(self.bare), str(self.work), cwd=root)
+        git("checkout", "--quiet", "-b", "main", cwd=self.work)
+
+    @property
+    def url(self) -> str:
+        return f"file://{self.bare}"
+
+    def commit(self, files: dict[str, str], *, branch: str = "main") -> str:
+        if git("branch", "--list", branch, cwd=self.work):
+            git("checkout", "--quiet", branch, cwd=self.work)
+        else:
+            git("checkout", "--quiet", "-b", branch, cwd=self.work)
+        for name, text in files.items():
+            path = self.work / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+        git("add", "-A", cwd=self.work)
+        git("commit", "--quiet", "-m", f"update {sorted(files)}", cwd=self.work)
+        git("push", "--quiet", "origin", branch, cwd=self.work)
+        return git("rev-parse", "HEAD", cwd=self.work)
+
+
+def make_wheel(directory: Path, name: str, version: str = "1.0") -> Path:
+    """A pure-Python wheel whose module ``name`` has ``VERSION``."""
+    dist = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": f"VERSION = {version!r}\n",
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+        "Tag: py3-none-any\n",
+    }
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest())
+        record.append(f"{path},sha256={digest.rstrip(b'=').decode()},{len(text)}")
+    files[f"{dist}/RECORD"] = "\n".join([*record, f"{dist}/RECORD,,"]) + "\n"
+    wheel = directory / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in files.items():
+            archive.writestr(path, text)
+    return wheel
+
+
+class PackageIndex:
+    """A PEP 503 simple index of the wheels in ``directory`` on loopback.
+    ``requests`` lists every path asked for; ``auth`` seen as sent."""
+
+    def __init__(self, directory: Path):
+        self.directory = directory
+        self.requests: list[str] = []
+        self.authorizations: list[str] = []
+        index = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self, head: bool = False):  # noqa: N802
+                index.requests.append(self.path)
+                index.authorizations.append(self.headers.get("Authorization", ""))
+                body, kind = index.answer(self.path)
+                self.send_response(200 if body is not None else 404)
+                self.send_header("Content-Type", kind)
+                self.send_header("Content-Length", str(len(body or b"not found")))
+                self.end_headers()
+                if not head:
+                    self.wfile.write(body or b"not found")
+
+            def do_HEAD(self):  # noqa: N802
+                self.do_GET(head=True)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}/simple"
+
+    def answer(self, path: str) -> tuple[bytes | None, str]:
+        parts = [p for p in path.split("?")[0].split("/") if p]
+        if parts[:1] == ["files"] and len(parts) == 2:
+            wheel = self.directory / parts[1]
+            return (wheel.read_bytes() if wheel.is_file() else None), "application/zip"
+        if parts[:1] == ["simple"] and len(parts) == 2:
+            wheels = [
+                w
+                for w in sorted(self.directory.glob("*.whl"))
+                if w.name.split("-")[0].lower().replace("_", "-") == parts[1]
+            ]
+            if not wheels:
+                return None, "text/html"
+            links = "".join(
+                f'<a href="/files/{w.name}#sha256='
+                f'{hashlib.sha256(w.read_bytes()).hexdigest()}">{w.name}</a>\n'
+                for w in wheels
+            )
+            return f"<html><body>{links}</body></html>".encode(), "text/html"
+        return None, "text/html"
+
+    def __enter__(self) -> PackageIndex:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
