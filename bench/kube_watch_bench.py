@@ -69,9 +69,9 @@ def run_round(name: str, args, *, watch: bool) -> None:
         target=kubelet, args=(api, args.ready_after, stop), daemon=True
     ).start()
     backend = kube_backend(api, watch=watch, request_timeout=30.0)
+    api.requests.clear()  # counted from here: the watch's list included
     if watch:
         backend.watch.wait_synced(10)
-    api.requests.clear()
     started = time.monotonic()
     with ThreadPoolExecutor(args.threads) as pool:
         list(pool.map(lambda _: one_start(backend, args.poll), range(args.starts)))

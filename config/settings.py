@@ -418,6 +418,9 @@ NOTEBOOK_RUNTIME_KUBE_VOLUME_ACCESS_MODE = env.str(
 NOTEBOOK_RUNTIME_KUBE_DEPENDENCY_CACHE_PVC = env.str(
     "NOTEBOOK_RUNTIME_KUBE_DEPENDENCY_CACHE_PVC", default=""
 )
+# One shared list + watch of runtime pods and their events per process
+# (starts, probes and reconcile read it) instead of a GET per worker per poll.
+NOTEBOOK_RUNTIME_KUBE_WATCH = env.bool("NOTEBOOK_RUNTIME_KUBE_WATCH", default=True)
 # Workspace setup step (repository checkout + dependencies; workers/setup/).
 NOTEBOOK_RUNTIME_DEPENDENCY_CACHE_DIR = env.str(
     "NOTEBOOK_RUNTIME_DEPENDENCY_CACHE_DIR", default=str(VAR_DIR / "dependency-cache")

@@ -87,7 +87,9 @@ class FakeKubeAPI:
 
     def start(self) -> FakeKubeAPI:
         handler = type("Handler", (_Handler,), {"api": self})
-        self.server = LoopbackServer(("127.0.0.1", 0), handler)
+        # A deep accept backlog: benchmarks open hundreds of connections.
+        server = type("FakeKubeServer", (LoopbackServer,), {"request_queue_size": 1024})
+        self.server = server(("127.0.0.1", 0), handler)
         threading.Thread(
             target=self.server.serve_forever, args=(0.05,), daemon=True
         ).start()

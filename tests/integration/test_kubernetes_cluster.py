@@ -120,3 +120,23 @@ def test_the_sync_command_creates_a_priority_class_per_queue(api, backend):
     gold = api.get("priorityclasses", "notebook-fleet-gold")
     assert (spot["value"], spot["preemptionPolicy"]) == (-5, "Never")
     assert (gold["value"], gold["preemptionPolicy"]) == (1000, "PreemptLowerPriority")
+
+
+def test_a_stop_waits_out_the_pods_grace_period_without_failing(
+    api, backend, default_class
+):
+    from workers.services.stopping import worker_stop_run
+
+    worker = WorkerFactory(backend="kubernetes", status=states.STOPPING)
+    ref = backend.launch(make_spec(worker_id=str(worker.id)))
+    api.set_pod_status(ref.name, phase="Running", podIP="127.0.0.1")
+    Worker.objects.filter(id=worker.id).update(runtime_ref=ref.to_json())
+    api.grace_seconds = 600  # kubelet finishes below, not a timer
+    outcome = worker_stop_run(worker_id=worker.id, actor_label="test")
+    worker.refresh_from_db()
+    assert (worker.status, worker.error_code) == (states.STOPPING, "")
+    assert not outcome.done and outcome.retry_in > 0
+    api.finish_terminations()
+    assert worker_stop_run(worker_id=worker.id, actor_label="test").done
+    worker.refresh_from_db()
+    assert worker.status == states.STOPPED

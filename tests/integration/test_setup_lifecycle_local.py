@@ -104,7 +104,11 @@ def test_it_clones_installs_and_starts_with_the_secrets_kept_out(
     assert worker.status == states.READY, reasons
     assert any(r.startswith("Setup: cloning") for r in reasons), reasons
     assert "Setup: installing 2 packages" in reasons
+    head = remote.commit({"notes.md": "unchanged upstream\n"}, branch="other")
     assert any(r.startswith("Setup: checked out ") for r in reasons)
+    assert len(worker.repository_scope) == 1
+    assert worker.repository_scope[0].startswith(f"{remote.url} @ ")
+    assert head not in worker.repository_scope[0]
     workdir = local_backend.workspaces_dir / str(workspace.id)
     assert (workdir / "remote" / "requirements.txt").is_file()
     assert (workdir / ".venv/lib").exists()

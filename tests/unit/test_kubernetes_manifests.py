@@ -327,3 +327,29 @@ def test_the_dependency_cache_is_mounted_when_configured():
     assert env["PIP_CACHE_DIR"].startswith(m.CACHE_PATH)
     plain = m.pod_manifest(make_spec())
     assert "dependency-cache" not in str(plain)
+
+
+def test_the_site_comes_from_settings(settings):
+    from workers.backends.registry import kubernetes_site
+
+    settings.NOTEBOOK_FLEET_INSTALLATION_ID = "blue"
+    settings.NOTEBOOK_RUNTIME_KUBE_GPU_PROFILES = {
+        "example.com/gpu": {
+            "device_class": "gpu.example.com",
+            "driver": "gpu.example.com",
+            "attribute_domain": "example.com",
+            "node_selector": {"pool": "gpu"},
+        }
+    }
+    site = kubernetes_site()
+    assert site.installation == "blue"
+    assert site.selector.endswith(f"{naming.INSTALLATION_KEY}=blue")
+    profile = site.gpu_profiles["example.com/gpu"]
+    assert (profile.driver, profile.attribute_domain) == (
+        "gpu.example.com",
+        "example.com",
+    )
+    settings.NOTEBOOK_RUNTIME_KUBE_GPU_PROFILES = {}
+    defaults = kubernetes_site().gpu_profiles
+    assert defaults["nvidia.com/mig"].device_class == "mig.nvidia.com"
+    assert defaults["nvidia.com/mig"].driver == "gpu.nvidia.com"

@@ -36,7 +36,8 @@ from .base import (
     RuntimeBackend,
     RuntimeRef,
 )
-from .kubernetes_policy import network_policy_manifest, priority_class_manifest
+from .kubernetes_policy import network_policy_manifest
+from .kubernetes_priority import priority_classes_sync
 from .kubernetes_sharing import SharedClaims
 from .kubernetes_site import Site
 from .kubernetes_status import (
@@ -245,21 +246,9 @@ class KubernetesBackend(RuntimeBackend):
         return list(listed.values())
 
     def priority_classes_sync(self, queues: list[dict]) -> list[str]:
-        """Create or update ``notebook-fleet-<queue>`` for each queue
-        (``name``, ``priority``, ``preemptible``); returns the class names.
-        A PriorityClass's value and preemption policy are immutable, so a
-        changed one is deleted and created again."""
-        names = []
-        for queue in queues:
-            body = priority_class_manifest(
-                queue_name=queue["name"],
-                priority=int(queue["priority"]),
-                preemptible=bool(queue["preemptible"]),
-                installation=self.site.installation,
-            )
-            self._put_priority_class(body)
-            names.append(body["metadata"]["name"])
-        return names
+        """Create or update ``notebook-fleet-<queue>`` for each queue (see
+        ``kubernetes_priority``); returns the class names."""
+        return priority_classes_sync(self, queues)
 
     def logs(self, ref: RuntimeRef, tail: int = 100) -> str:
         try:
@@ -375,27 +364,6 @@ class KubernetesBackend(RuntimeBackend):
             spec,
         )
         return claim["metadata"]["name"]
-
-    def _put_priority_class(self, body: dict) -> None:
-        name = body["metadata"]["name"]
-        try:
-            existing = self._call(self.scheduling.read_priority_class, name)
-        except ApiException as exc:
-            if exc.status != 404:
-                raise error_from_api(exc) from exc
-            existing = None
-        except TRANSPORT_ERRORS as exc:
-            raise _unreachable(exc) from exc
-        fixed = ("value", "preemptionPolicy", "globalDefault")
-        if existing and all(existing.get(k) == body[k] for k in fixed):
-            body["metadata"]["resourceVersion"] = existing["metadata"][
-                "resourceVersion"
-            ]
-            self._guarded(self.scheduling.replace_priority_class, name, body)
-            return
-        if existing:
-            self._guarded(self.scheduling.delete_priority_class, name)
-        self._guarded(self.scheduling.create_priority_class, body)
 
     def _list(self, method: Callable, **selector: str) -> list[dict]:
         """Items of one LIST in the runtime namespace by this installation's

@@ -108,7 +108,12 @@ class LocalBackend(RuntimeBackend):
             return Observation(Phase.UNKNOWN, message=f"state unreadable: {exc}")
         if record is None:
             return Observation(Phase.NOT_FOUND, message="no such runtime")
-        events = tuple(record.get("events", ()))
+        # Setup lines ride along in every phase, so none printed between
+        # two polls is lost when the IDE answers or the step fails.
+        setup_lines = (
+            setup_step.progress(self._tail(record, 200)) if record.get("setup") else []
+        )
+        events = tuple(record.get("events", ())) + tuple(setup_lines)
         if self._process(record) is None:
             return self._ended_observation(record, events)
         endpoint = self._endpoint(record)
@@ -116,11 +121,10 @@ class LocalBackend(RuntimeBackend):
             return Observation(
                 Phase.RUNNING, endpoint=endpoint, events=events, message="listening"
             )
-        setup_lines = setup_step.progress(self._tail(record, 200))
         return Observation(
             Phase.PENDING,
             endpoint=endpoint,
-            events=events + tuple(setup_lines),
+            events=events,
             message=setup_lines[-1]
             if setup_lines
             else "process started; waiting for its port",
@@ -228,6 +232,7 @@ class LocalBackend(RuntimeBackend):
             "base_url": spec.base_url,
             "ide_kind": spec.ide_kind,
             "labels": runtime_labels(spec),
+            "setup": setup_step.wanted(spec),
             "log": str(log_path),
             "events": [f"{started} started pid {popen.pid} on port {port}"],
         }

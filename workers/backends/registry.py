@@ -69,6 +69,7 @@ def _kubernetes() -> RuntimeBackend:
     return KubernetesBackend.from_config(
         site=kubernetes_site(),
         endpoint_mode=settings.NOTEBOOK_RUNTIME_KUBE_ENDPOINT_MODE,
+        watch=settings.NOTEBOOK_RUNTIME_KUBE_WATCH,
     )
 
 

@@ -10,6 +10,7 @@ launch idempotently by worker id). A start that cannot finish ends in
 from __future__ import annotations
 
 import logging
+import re
 import time
 from dataclasses import replace
 from datetime import timedelta
@@ -133,7 +134,19 @@ def _setup_progress(worker: Worker, observation, seen: int) -> int:
     lines = [e for e in observation.events if e.startswith("setup: ")]
     for line in lines[seen:]:
         _progress(worker, line.replace("setup: ", "Setup: ", 1))
+        if match := _CHECKED_OUT.match(line):
+            _record_repository_scope(worker, *match.groups())
     return max(seen, len(lines))
+
+
+_CHECKED_OUT = re.compile(r"^setup: checked out ([0-9a-f]{7,64}) of (\S+)$")
+
+
+def _record_repository_scope(worker: Worker, commit: str, url: str) -> None:
+    """The worker's repository scope: the URL (credentials redacted) and
+    the commit the setup step checked out."""
+    scope = [f"{sanitize(url)} @ {commit}"]
+    Worker.objects.filter(id=worker.id).update(repository_scope=scope)
 
 
 SETUP_TEXT = "Runtime pending: setup: "
