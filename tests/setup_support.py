@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import http.server
+import re
 import subprocess
 import threading
 import zipfile
@@ -80,12 +81,18 @@ def make_wheel(directory: Path, name: str, version: str = "1.0") -> Path:
     return wheel
 
 
+def _normal(name: str) -> str:
+    """PEP 503's normalized project name."""
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
 class PackageIndex:
     """A PEP 503 simple index of the wheels in ``directory`` on loopback.
     ``requests`` lists every path asked for; ``auth`` seen as sent."""
 
-    def __init__(self, directory: Path):
+    def __init__(self, directory: Path, *, extra: tuple[Path, ...] = ()):
         self.directory = directory
+        self.directories = (directory, *extra)
         self.requests: list[str] = []
         self.authorizations: list[str] = []
         index = self
@@ -97,6 +104,12 @@ class PackageIndex:
                 body, kind = index.answer(self.path)
                 self.send_response(200 if body is not None else 404)
                 self.send_header("Content-Type", kind)
+                # As PyPI answers: index pages for 10 minutes, files forever.
+                immutable = kind == "application/zip"
+                self.send_header(
+                    "Cache-Control",
+                    "max-age=31536000, immutable" if immutable else "max-age=600",
+                )
                 self.send_header("Content-Length", str(len(body or b"not found")))
                 self.end_headers()
                 if not head:
@@ -118,13 +131,14 @@ class PackageIndex:
     def answer(self, path: str) -> tuple[bytes | None, str]:
         parts = [p for p in path.split("?")[0].split("/") if p]
         if parts[:1] == ["files"] and len(parts) == 2:
-            wheel = self.directory / parts[1]
-            return (wheel.read_bytes() if wheel.is_file() else None), "application/zip"
+            found = [d / parts[1] for d in self.directories if (d / parts[1]).is_file()]
+            return (found[0].read_bytes() if found else None), "application/zip"
         if parts[:1] == ["simple"] and len(parts) == 2:
             wheels = [
                 w
-                for w in sorted(self.directory.glob("*.whl"))
-                if w.name.split("-")[0].lower().replace("_", "-") == parts[1]
+                for d in self.directories
+                for w in sorted(d.glob(f"[{parts[1][:1]}{parts[1][:1].upper()}]*.whl"))
+                if _normal(w.name.split("-")[0]) == parts[1]
             ]
             if not wheels:
                 return None, "text/html"

@@ -5,15 +5,20 @@ progress becomes start events, a failure ends the start as
 reach neither events, pages nor the runtime's environment."""
 
 import json
+import os
+import subprocess
+from pathlib import Path
 
+import httpx
 import psutil
 import pytest
 from django.urls import reverse
 
+from tests.conftest import missing_service
 from tests.factories import WorkspaceFactory
 from tests.fakes import TaskRecorder
 from tests.integration.lifecycle_support import committed
-from tests.setup_support import PackageIndex, Remote, make_wheel
+from tests.setup_support import PackageIndex, Remote, git, make_wheel
 from workers import states
 from workers.backends import registry
 from workers.backends.local import LocalBackend
@@ -104,11 +109,9 @@ def test_it_clones_installs_and_starts_with_the_secrets_kept_out(
     assert worker.status == states.READY, reasons
     assert any(r.startswith("Setup: cloning") for r in reasons), reasons
     assert "Setup: installing 2 packages" in reasons
-    head = remote.commit({"notes.md": "unchanged upstream\n"}, branch="other")
-    assert any(r.startswith("Setup: checked out ") for r in reasons)
-    assert len(worker.repository_scope) == 1
-    assert worker.repository_scope[0].startswith(f"{remote.url} @ ")
-    assert head not in worker.repository_scope[0]
+    head = git("rev-parse", "main", cwd=remote.work)
+    assert f"Setup: checked out {head} of {remote.url}" in reasons
+    assert worker.repository_scope == [f"{remote.url} @ {head}"]
     workdir = local_backend.workspaces_dir / str(workspace.id)
     assert (workdir / "remote" / "requirements.txt").is_file()
     assert (workdir / ".venv/lib").exists()
@@ -141,3 +144,47 @@ def test_offline_with_a_missing_package_fails_the_start_with_its_name(
     html = page.content.decode()
     assert "Dependency setup failed" in html and "gamma-missing" in html
     assert "ghtok-4c3b2a190817" not in html and "mirror-pw-5e6f7a8b" not in html
+
+
+WHEELHOUSE = Path(os.environ.get("NOTEBOOK_FLEET_TEST_WHEELHOUSE", "/opt/pypi/files"))
+
+
+def test_the_ide_runs_the_workspace_kernel_from_its_venv(
+    local_backend, remote, tmp_path, default_class, monkeypatch, settings
+):
+    if not any(WHEELHOUSE.glob("ipykernel-*.whl")):
+        # Locally a skip with the reason; in CI a failure (the machine's
+        # wheel mirror is part of what CI must have).
+        missing_service(
+            f"needs ipykernel wheels in {WHEELHOUSE} (NOTEBOOK_FLEET_TEST_WHEELHOUSE)"
+        )
+    settings.NOTEBOOK_RUNTIME_SETUP_KERNEL_PACKAGES = ["ipykernel"]
+    wheels = tmp_path / "kernel-wheels"
+    wheels.mkdir()
+    make_wheel(wheels, "alpha")
+    make_wheel(wheels, "beta")
+    with PackageIndex(wheels, extra=(WHEELHOUSE,)) as index:
+        workspace = _workspace(remote, index)
+        worker = _start(workspace, monkeypatch)
+    assert worker.status == states.READY, _reasons(worker)
+    api = f"{worker.endpoint}api"
+    headers = {"Authorization": f"token {worker.access_token}"}
+    specs = httpx.get(f"{api}/kernelspecs", headers=headers).json()["kernelspecs"]
+    assert workspace.name in specs
+    kernel = httpx.post(
+        f"{api}/kernels", headers=headers, json={"name": workspace.name}, timeout=60
+    ).json()
+    venv_python = str(
+        local_backend.workspaces_dir / str(workspace.id) / ".venv/bin/python"
+    )
+    runtime = psutil.Process(worker.runtime_ref["extra"]["pid"])
+    kernels = [
+        p
+        for p in runtime.children(recursive=True)
+        if kernel["id"] in " ".join(p.cmdline())
+    ]
+    assert kernels and kernels[0].cmdline()[0] == venv_python
+    imported = subprocess.run(  # noqa: S603
+        [venv_python, "-c", "import alpha, beta, ipykernel"], check=False
+    )
+    assert imported.returncode == 0
