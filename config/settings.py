@@ -475,6 +475,13 @@ LOGGING = {
     "loggers": {
         "kombu": {"level": "WARNING"},
         "kombu.connection": {"level": "ERROR"},
+        # uvicorn's own log config (used when something runs uvicorn without
+        # ``log_config=None``) gives these handlers of their own and stops
+        # propagation, past our sanitizing filter: always route them to root,
+        # at root's level.
+        "uvicorn": {"handlers": [], "propagate": True, "level": "NOTSET"},
+        "uvicorn.access": {"handlers": [], "propagate": True, "level": "NOTSET"},
+        "uvicorn.error": {"handlers": [], "propagate": True, "level": "NOTSET"},
     },
 }
 

@@ -6,6 +6,7 @@ never the platform's Content-Security-Policy.
 All database writes happen before Playwright starts its event loop in this
 thread (Django refuses ORM calls under a running loop)."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -72,11 +73,38 @@ def test_alice_runs_a_cell_in_jupyterlab_through_the_proxy(alices_lab, front_url
         expect(
             page.locator(".jp-Notebook-ExecutionIndicator[data-status='idle']")
         ).to_be_visible(timeout=LAB_TIMEOUT)
-        page.locator(".jp-Cell .cm-content").first.click()
-        page.keyboard.type("1+1")
-        page.keyboard.press("Shift+Enter")
+        run_first_cell(page, "1+1")
         output = page.locator(".jp-OutputArea-output").first
         expect(output).to_have_text("2", timeout=60_000)
         ARTIFACTS.mkdir(exist_ok=True)
         page.screenshot(path=str(ARTIFACTS / "proxy-jupyterlab.png"))
         browser.close()
+
+
+def run_first_cell(page, code: str) -> None:
+    """Type ``code`` into the first cell and run it, until it ran.
+
+    A freshly created notebook may still be reloaded by JupyterLab once its
+    kernel session settles, which drops what was typed (the cell then runs
+    empty): type and run again until the first cell shows an execution count.
+    """
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    cell = page.locator(".jp-Notebook .jp-Cell").first
+    editor = cell.locator(".cm-content")
+    ran = cell.locator(".jp-InputPrompt", has_text=re.compile(r"\[\d+\]"))
+    for _ in range(5):
+        editor.click()
+        page.keyboard.press("Control+a")
+        page.keyboard.type(code)
+        try:
+            editor.filter(has_text=code).wait_for(timeout=5_000)
+        except PlaywrightTimeout:
+            continue
+        page.keyboard.press("Shift+Enter")
+        try:
+            ran.wait_for(timeout=15_000)
+            return
+        except PlaywrightTimeout:
+            continue
+    raise AssertionError(f"the notebook's first cell never ran {code!r}")

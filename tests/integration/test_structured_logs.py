@@ -122,13 +122,9 @@ def test_uvicorn_access_lines_lose_query_string_tokens(monkeypatch, json_logs):
     monkeypatch.setattr(uvicorn, "run", lambda app, **kwargs: seen.update(kwargs))
     call_command("serve", "--no-embedded-workers", stdout=io.StringIO())
     assert seen["log_config"] is None  # Django's LOGGING formats uvicorn too
+    # LOGGING routes uvicorn's loggers to root even after another uvicorn
+    # in this process (a test's live server) configured them its own way.
     access = logging.getLogger("uvicorn.access")
-    # A uvicorn started earlier in this process (another test's live server,
-    # with uvicorn's own log config) leaves this logger with its own handler
-    # and no propagation; ``serve`` never does that (log_config=None).
-    monkeypatch.setattr(access, "handlers", [])
-    monkeypatch.setattr(access, "propagate", True)
-    monkeypatch.setattr(access, "disabled", False)
     access.info(
         '%s - "%s %s HTTP/%s" %d',
         "127.0.0.1:50000",
