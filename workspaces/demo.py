@@ -261,6 +261,17 @@ def seed_workspaces(users, platform) -> dict[str, Workspace]:
             "",
         ),
         (
+            "reports",
+            users["bob"],
+            platform["group"],
+            "jupyterlab",
+            "jupyter/base-notebook:2024.10",
+            platform["default_queue"],
+            "small",
+            0,
+            "",
+        ),
+        (
             "sweep",
             users["bob"],
             platform["group"],
@@ -299,7 +310,7 @@ def seed_workspaces(users, platform) -> dict[str, Workspace]:
 
 # (workspace, worker key, backend, status, age, extra fields)
 DEMO_WORKERS = [
-    ("analysis", "analysis-ready", "docker", "ready", timedelta(hours=2), {}),
+    ("reports", "reports-ready", "docker", "ready", timedelta(hours=2), {}),
     ("train-llm", "train-busy", "kubernetes", "busy", timedelta(minutes=40), {}),
     (
         "vscode-dev",
@@ -411,7 +422,9 @@ def seed_workers(workspaces: dict[str, Workspace]) -> list[Worker]:
                     "gateway": f"{backend}-gateway-1",
                     "node": "gpu-node-3" if ws.gpu_count else "cpu-node-1",
                 },
-                "endpoint": f"http://{backend}-{key}.demo.invalid:8888{ws.base_url}",
+                # Loopback, port 9 (discard): nothing listens, so a probe or
+                # the proxy is refused at once and no name is ever resolved.
+                "endpoint": f"http://127.0.0.1:9{ws.base_url}",
                 **_status_timestamps(status, now - age, now),
                 **extra,
             },

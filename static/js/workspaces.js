@@ -41,14 +41,4 @@
     if (event.target.matches?.("input.bulk-pick")) countSelected();
   });
   document.addEventListener("htmx:afterSwap", countSelected);
-
-  const live = (state, text) => {
-    const el = document.getElementById("live");
-    if (!el) return;
-    el.classList.toggle("is-open", state === "open");
-    el.classList.toggle("is-closed", state === "closed");
-    el.querySelector(".live-text").textContent = text;
-  };
-  document.addEventListener("htmx:wsOpen", () => live("open", "Live updates on"));
-  document.addEventListener("htmx:wsClose", () => live("closed", "Live updates off; reload to refresh"));
 })();

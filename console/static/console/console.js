@@ -96,14 +96,4 @@
     const results = document.getElementById("results");
     if (!document.hidden && results && !openDetail()) htmx.trigger(results, "console:refresh");
   });
-
-  const live = (state, text) => {
-    const el = document.getElementById("live");
-    if (!el) return;
-    el.classList.toggle("is-open", state === "open");
-    el.classList.toggle("is-closed", state === "closed");
-    el.querySelector(".live-text").textContent = text;
-  };
-  document.addEventListener("htmx:wsOpen", () => live("open", "Live updates on"));
-  document.addEventListener("htmx:wsClose", () => live("closed", "Live updates off; refreshing every few seconds"));
 })();
