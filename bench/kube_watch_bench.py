@@ -1,7 +1,9 @@
-"""Benchmark: API requests by verb for concurrent starts on the kubernetes
-backend, per-worker polling against the shared watch.
+"""Benchmark: API requests by verb for concurrent starts and for reconcile
+passes on the kubernetes backend, per-worker polling against the shared
+watch.
 
     .venv/bin/python bench/kube_watch_bench.py [--starts 1000 --threads 200]
+        [--passes 5 --orphans 10]
 
 The real ``kubernetes`` client against the FakeKubeAPI of the tests (schema
 checks off: this counts requests, it does not test manifests). Each start
@@ -11,15 +13,22 @@ pod Running ``--ready-after`` seconds after it was created. Two rounds:
 
 - ``polling``: the backend without the watch (a GET of the pod and a LIST
   of its events per observe);
-- ``watch``: one shared list + watch of pods and of events per process.
+- ``watch``: one shared list + watch per kind per process (pods, events,
+  services, secrets, networkpolicies, resourceclaims).
 
-Prints requests by verb (WATCH is a long-lived GET ?watch=1) and the wall
-time of each round. Numbers only, no assertion.
+Then ``--orphans`` half-finished launches (the pod create fails: a Secret
+and a NetworkPolicy are left) and ``--passes`` reconcile passes: what
+``workers_reconcile`` asks the backend, one ``list_runtimes`` per pass and a
+``terminate`` per leftover it lists (the database's grace period is left
+out: every leftover is old enough). Prints requests by verb (WATCH is a
+long-lived GET ?watch=1) for the starts and for the passes, and the wall
+time. Numbers only, no assertion.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import threading
 import time
@@ -30,8 +39,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.backends.conftest import kube_backend, make_spec  # noqa: E402
-from tests.backends.fake_kube import FakeKubeAPI  # noqa: E402
-from workers.backends.base import Phase  # noqa: E402
+from tests.backends.fake_kube import PATH, FakeKubeAPI  # noqa: E402
+from workers.backends.base import BackendError, Phase  # noqa: E402
 
 
 def kubelet(api: FakeKubeAPI, ready_after: float, stop: threading.Event) -> None:
@@ -62,6 +71,28 @@ def one_start(backend, poll: float) -> None:
         time.sleep(poll)
 
 
+def reconcile_passes(api: FakeKubeAPI, backend, args) -> int:
+    """Leave ``args.orphans`` half-finished launches, then run the passes;
+    returns the leftovers removed."""
+    orphans = set()
+    for _ in range(args.orphans):
+        spec = make_spec()
+        api.fail_next("POST", "pods", 500, "etcdserver: request timed out")
+        with contextlib.suppress(BackendError):
+            backend.launch(spec)
+        orphans.add(spec.worker_id)
+    if backend.watch is not None:  # the watch delivers them in a moment
+        while not orphans <= {r.ref.worker_id for r in backend.list_runtimes()}:
+            time.sleep(0.05)
+    removed = 0
+    for _ in range(args.passes):
+        for listed in backend.list_runtimes():
+            if listed.phase == Phase.NOT_FOUND:
+                backend.terminate(listed.ref)
+                removed += 1
+    return removed
+
+
 def run_round(name: str, args, *, watch: bool) -> None:
     api = FakeKubeAPI(schema=False).start()
     stop = threading.Event()
@@ -76,24 +107,32 @@ def run_round(name: str, args, *, watch: bool) -> None:
     with ThreadPoolExecutor(args.threads) as pool:
         list(pool.map(lambda _: one_start(backend, args.poll), range(args.starts)))
     elapsed = time.monotonic() - started
-    verbs = Counter(_verb(method, path) for method, path in list(api.requests))
+    print(f"{name:8} {args.starts} starts in {elapsed:6.1f} s: {_by_verb(api)}")
+    api.requests.clear()
+    started = time.monotonic()
+    removed = reconcile_passes(api, backend, args)
+    elapsed = time.monotonic() - started
+    print(
+        f"{name:8} {args.passes} reconcile passes ({args.orphans} orphans, "
+        f"{removed} removed) in {elapsed:6.1f} s: {_by_verb(api)}"
+    )
     stop.set()
     backend.close()
     api.stop()
-    print(
-        f"{name:8} {args.starts} starts in {elapsed:6.1f} s: "
-        + ", ".join(f"{verb} {count}" for verb, count in sorted(verbs.items()))
-    )
+
+
+def _by_verb(api: FakeKubeAPI) -> str:
+    verbs = Counter(_verb(method, path) for method, path in list(api.requests))
+    return ", ".join(f"{verb} {count}" for verb, count in sorted(verbs.items()))
 
 
 def _verb(method: str, path: str) -> str:
+    """ "LIST pods", "GET one pods", "WATCH events", "POST secrets"..."""
+    match = PATH.match(path)
+    kind = match["plural"] if match else path
     if method == "GET":
-        last = path.rstrip("/").rsplit("/", 2)
-        kinds = ("pods", "events", "services", "secrets", "resourceclaims")
-        return f"LIST {last[-1]}" if last[-1] in kinds else "GET one"
-    if method == "WATCH":
-        return f"WATCH {path.rsplit('/', 1)[-1]}"
-    return method
+        return f"GET one {kind}" if match and match["name"] else f"LIST {kind}"
+    return f"{method} {kind}"
 
 
 def main() -> None:
@@ -102,6 +141,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=200)
     parser.add_argument("--poll", type=float, default=0.5)
     parser.add_argument("--ready-after", type=float, default=2.0)
+    parser.add_argument("--passes", type=int, default=5)
+    parser.add_argument("--orphans", type=int, default=10)
     args = parser.parse_args()
     run_round("polling", args, watch=False)
     run_round("watch", args, watch=True)

@@ -15,7 +15,9 @@ Measures small-request latency (``GET api/status``: p50 over --serial
 requests from one client, the added cost; p50/p95 over --requests with
 --concurrency clients), the kernel execute round trip
 (``1+1`` over the kernel websocket: p50/p95 over --executes) and a
---megabytes download's throughput (best of --rounds). The ways take turns
+--megabytes download's throughput (best of --rounds), and JupyterLab's full
+page load in Debian Chromium to the launcher (p50 of --page-loads, a fresh
+browser context each: nothing cached). The ways take turns
 in --rounds rounds and samples are pooled, so load drift on a shared
 machine does not favour one of them. Prints ratios to direct
 and to configurable-http-proxy. Load generator: aiohttp, on the same two
@@ -229,6 +231,49 @@ async def download(base: str, headers: dict, megabytes: int, times: int) -> floa
     return best
 
 
+CHROMIUM = "/usr/bin/chromium"
+LAUNCHER = ".jp-LauncherCard"
+
+
+def page_loads(ways, count: int) -> dict[str, list[float]]:
+    """Seconds from navigation to JupyterLab's launcher, ``count`` per way,
+    the ways taking turns. Cookies go in as cookies, the runtime's token as
+    a header on every request (as a token-in-header client would send it)."""
+    from playwright.sync_api import sync_playwright
+
+    timings: dict[str, list[float]] = {name: [] for name, *_ in ways}
+    if not count:
+        return timings
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=["--no-sandbox", "--disable-gpu", "--disable-background-networking"],
+        )
+        for round_ in range(count + 1):  # round 0 warms the runtime up
+            for name, base, headers in ways:
+                seconds = _page_load(browser, base, headers)
+                if round_:
+                    timings[name].append(seconds)
+        browser.close()
+    return timings
+
+
+def _page_load(browser, base: str, headers: dict) -> float:
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    if "Cookie" in headers:
+        name, _, value = headers["Cookie"].partition("=")
+        context.add_cookies([{"name": name, "value": value, "url": base}])
+    else:
+        context.set_extra_http_headers(headers)
+    page = context.new_page()
+    started = time.perf_counter()
+    page.goto(base + "lab")
+    page.locator(LAUNCHER).first.wait_for(state="visible", timeout=120_000)
+    seconds = time.perf_counter() - started
+    context.close()
+    return seconds
+
+
 def run_ways(ways, args) -> list[dict]:
     """Every measurement for every way, in ``--rounds`` interleaved rounds
     (samples pooled per way), so drift in a shared machine's load spreads
@@ -248,6 +293,9 @@ def run_ways(ways, args) -> list[dict]:
             )
             got["exec"] += asyncio.run(executes(base, headers, args.executes // rounds))
             got["mb_s"].append(asyncio.run(download(base, headers, args.megabytes, 1)))
+    loads = page_loads(ways, args.page_loads)
+    for name, *_ in ways:
+        samples[name]["page"] = loads[name]
     return [_row(name, samples[name]) for name, *_ in ways]
 
 
@@ -260,15 +308,21 @@ def _row(name: str, got: dict) -> dict:
         "exec_p50": statistics.median(got["exec"]),
         "exec_p95": pct(got["exec"], 0.95),
         "mb_s": max(got["mb_s"]),
+        "page_p50": statistics.median(got["page"]) if got["page"] else 0.0,
     }
     print(
         f"{name:<24} 1 client p50 {row['serial_p50']:5.2f} ms"
         f"   {len(got['small'])} req p50 {row['status_p50']:6.2f} ms  p95 {row['status_p95']:6.2f} ms"
         f"   execute p50 {row['exec_p50']:6.2f} ms  p95 {row['exec_p95']:6.2f} ms"
-        f"   download {row['mb_s']:7.1f} MB/s",
+        f"   download {row['mb_s']:7.1f} MB/s"
+        f"   lab page load p50 {row['page_p50']:5.2f} s",
         flush=True,
     )
     return row
+
+
+def _ratio(value: float, base: float) -> str:
+    return f"{value / base:.2f}" if base else "-"
 
 
 def print_ratios(rows: list[dict]) -> None:
@@ -287,6 +341,7 @@ def print_ratios(rows: list[dict]) -> None:
                 f"   execute p50 ×{r['exec_p50'] / base['exec_p50']:.2f}"
                 f"  p95 ×{r['exec_p95'] / base['exec_p95']:.2f}"
                 f"   download ×{r['mb_s'] / base['mb_s']:.2f}"
+                f"   page load ×{_ratio(r['page_p50'], base['page_p50'])}"
             )
     direct = by_name["direct"]
     print("\nadded to a small request by one client (p50 minus direct's)")
@@ -302,6 +357,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--executes", type=int, default=500)
     parser.add_argument("--megabytes", type=int, default=50)
+    parser.add_argument("--page-loads", type=int, default=5)
     args = parser.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="proxy-bench-"))
     processes: list[subprocess.Popen] = []

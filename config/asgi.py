@@ -8,10 +8,16 @@ each consumer then decides what the connected user may see.
 import gc
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
-django_asgi_app = get_asgi_application()
+django.setup(set_prefix=False)
+
+from config.handlers import SyncChainASGIHandler  # noqa: E402
+
+# Django's HTTP requests, as django.core.asgi.get_asgi_application() would
+# serve them, but with the middleware chain in one thread (see there).
+django_asgi_app = SyncChainASGIHandler()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
@@ -24,6 +30,13 @@ from proxy.asgi import WorkspaceProxy  # noqa: E402
 # of the collector's view cuts full-GC pauses that showed up as the p95 tail
 # of live updates (bench/ws_latency_bench.py).
 gc.freeze()
+# A change fanned out to 1,000 live sockets briefly holds tens of thousands
+# of young objects; at the default 700 allocations the young generation was
+# collected dozens of times per change and promoted most of it, so the older
+# generations' collections ran too: about 40 ms of CPU per change and
+# pauses of up to half a second. Collecting every 20,000 allocations leaves
+# that burst to reference counting (bench/ws_latency_bench.py).
+gc.set_threshold(20_000, 10, 10)
 
 # /w/<workspace-id>/… (HTTP and WebSocket) goes to the workspace proxy
 # before Django or Channels see it; the proxy hands back to Django the

@@ -2,6 +2,7 @@
 
 from collections.abc import Callable, Iterable
 
+from django.db import connection
 from django.http import HttpRequest, HttpResponse, HttpResponseBadRequest
 
 NUL = "\x00"
@@ -54,3 +55,29 @@ class RejectNulBytesMiddleware:
 
 def _has_nul(items: Iterable[tuple[str, list[str]]]) -> bool:
     return any(NUL in key or any(NUL in v for v in values) for key, values in items)
+
+
+class QueryCountHeaderMiddleware:
+    """``X-Query-Count``: the SQL statements this request ran, for
+    benchmarks over HTTP (``bench/console_vs_jupyterhub.py``).
+
+    Installed only when ``QUERY_COUNT_HEADER`` is set, first in the chain so
+    session and user loads count too. It tells a client how much work a page
+    costs, so production never sets it.
+    """
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        count = 0
+
+        def counted(execute, sql, params, many, context):
+            nonlocal count
+            count += 1
+            return execute(sql, params, many, context)
+
+        with connection.execute_wrapper(counted):
+            response = self.get_response(request)
+        response["X-Query-Count"] = str(count)
+        return response

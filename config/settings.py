@@ -86,6 +86,9 @@ MIDDLEWARE = [
     # Last, as django-axes requires: turns a lockout into the login page.
     "axes.middleware.AxesMiddleware",
 ]
+if env.bool("QUERY_COUNT_HEADER", default=False):
+    # Benchmarks only: each response says how many SQL statements it ran.
+    MIDDLEWARE.insert(0, "config.middleware.QueryCountHeaderMiddleware")
 
 ROOT_URLCONF = "config.urls"
 ASGI_APPLICATION = "config.asgi.application"
@@ -128,6 +131,13 @@ else:
     # (bench/api_bench.py). Celery workers may raise it (CONN_MAX_AGE=60).
     DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("CONN_MAX_AGE", default=0))
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# The web process (``manage.py serve``) borrows PostgreSQL connections from a
+# pool of at most this many instead: a new connection per request cost 5-10
+# ms, more than the console's queries (bench/console_vs_jupyterhub.py); each
+# request returns its connection when it ends. A request finding every
+# connection busy waits for one. 0 turns the pool off. Only the web process:
+# tests and Celery keep their per-thread connections.
+DATABASE_POOL_MAX_SIZE = env.int("DATABASE_POOL_MAX_SIZE", default=10)
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTH_USER_MODEL = "accounts.User"
@@ -375,6 +385,16 @@ NOTEBOOK_RUNTIME_DOCKER_NETWORK = env.str("NOTEBOOK_RUNTIME_DOCKER_NETWORK", def
 NOTEBOOK_RUNTIME_DOCKER_EXTRA_BINDS = env.list(
     "NOTEBOOK_RUNTIME_DOCKER_EXTRA_BINDS", default=[]
 )
+# The setup step's container (workers/backends/docker_setup.py): its image
+# ("" = the workspace's own, whose Python the workspace's venv runs on; an
+# override needs git and that same Python at the same path) and the shared
+# dependency cache volume, mounted read-write into setup containers only.
+NOTEBOOK_RUNTIME_DOCKER_SETUP_IMAGE = env.str(
+    "NOTEBOOK_RUNTIME_DOCKER_SETUP_IMAGE", default=""
+)
+NOTEBOOK_RUNTIME_DOCKER_DEPENDENCY_CACHE_VOLUME = env.str(
+    "NOTEBOOK_RUNTIME_DOCKER_DEPENDENCY_CACHE_VOLUME", default="nbf-dependency-cache"
+)
 NOTEBOOK_RUNTIME_KUBE_NAMESPACE = env.str(
     "NOTEBOOK_RUNTIME_KUBE_NAMESPACE", default="notebooks"
 )
@@ -413,10 +433,16 @@ NOTEBOOK_RUNTIME_KUBE_USER_NAMESPACES = env.bool(
 NOTEBOOK_RUNTIME_KUBE_VOLUME_ACCESS_MODE = env.str(
     "NOTEBOOK_RUNTIME_KUBE_VOLUME_ACCESS_MODE", default="ReadWriteMany"
 )
-# Optional PVC (ReadWriteMany, in the runtime namespace) every runtime mounts
-# at /opt/notebook-fleet/cache as its pip / conda download cache.
+# Optional PVC (ReadWriteMany, in the runtime namespace): the dependency
+# cache of the setup step, mounted read-write into its init container only
+# ("" = none: each start downloads afresh).
 NOTEBOOK_RUNTIME_KUBE_DEPENDENCY_CACHE_PVC = env.str(
     "NOTEBOOK_RUNTIME_KUBE_DEPENDENCY_CACHE_PVC", default=""
+)
+# The setup init container's image ("" = the workspace's own; see
+# NOTEBOOK_RUNTIME_DOCKER_SETUP_IMAGE for what an override needs).
+NOTEBOOK_RUNTIME_KUBE_SETUP_IMAGE = env.str(
+    "NOTEBOOK_RUNTIME_KUBE_SETUP_IMAGE", default=""
 )
 # One shared list + watch of runtime pods and their events per process
 # (starts, probes and reconcile read it) instead of a GET per worker per poll.

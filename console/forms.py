@@ -108,3 +108,33 @@ class ConsoleFilterForm(forms.Form):
 
     def clean_limit(self) -> int:
         return self.cleaned_data.get("limit") or DEFAULT_LIMIT
+
+
+def _health_ranges() -> list[tuple[str, str]]:
+    # Imported here: the selectors import this module.
+    from console.health_selectors import RANGES
+
+    return [(key, label) for key, (label, *_) in RANGES.items()]
+
+
+class HealthRangeForm(forms.Form):
+    """Fleet health's ``?range=``: one of the known windows, given at most
+    once; absent means the last 24 hours."""
+
+    range = forms.ChoiceField(
+        required=False,
+        choices=_health_ranges,
+        error_messages={
+            "invalid_choice": "Unknown range “%(value)s”: use 24h or 7d.",
+        },
+    )
+
+    def clean_range(self) -> str:
+        from console.health_selectors import DEFAULT_RANGE
+
+        values = self.data.getlist("range") if hasattr(self.data, "getlist") else []
+        if len(values) > 1:
+            raise forms.ValidationError(
+                f"'range' was given {len(values)} times; give it once."
+            )
+        return self.cleaned_data.get("range") or DEFAULT_RANGE

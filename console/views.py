@@ -9,7 +9,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -17,6 +17,9 @@ from django.views.decorators.gzip import gzip_page
 from django.views.decorators.http import require_GET, require_POST
 
 from console import actions, runtime
+from console.forms import HealthRangeForm
+from console.health_charts import health_charts
+from console.health_selectors import RANGES, fleet_health
 from console.selectors import (
     can_manage_workers,
     can_view_console,
@@ -28,6 +31,7 @@ from console.selectors import (
 from workers.sanitize import sanitize
 
 TEMPLATE = "console/console.html"
+HEALTH_TEMPLATE = "console/health.html"
 
 
 def _requires(allowed: Callable[[object], bool], refusal: str):
@@ -149,3 +153,32 @@ def _safe_next(request: HttpRequest) -> str:
     if url_has_allowed_host_and_scheme(target, {request.get_host()}):
         return target
     return reverse("console:console")
+
+
+@viewer_required
+@require_GET
+def health(request: HttpRequest) -> HttpResponse:
+    """Fleet health: charts over the last 24 hours or 7 days. An unknown
+    ``range`` answers 400 with the message and links to the known ones."""
+    form = HealthRangeForm(request.GET)
+    context = {"form": form, "ranges": RANGES}
+    if not form.is_valid():
+        return render(request, HEALTH_TEMPLATE, context, status=400)
+    data = fleet_health(user=request.user, key=form.cleaned_data["range"])
+    context.update(health=data, charts=health_charts(data))
+    template = HEALTH_TEMPLATE
+    if request.htmx and not request.htmx.history_restore_request:
+        template = f"{HEALTH_TEMPLATE}#health_body"
+    return render(request, template, context)
+
+
+@viewer_required
+@require_GET
+def health_data(request: HttpRequest) -> HttpResponse:
+    """The charts' numbers as JSON (``FleetHealth.as_json``)."""
+    form = HealthRangeForm(request.GET)
+    if not form.is_valid():
+        errors = {name: list(messages) for name, messages in form.errors.items()}
+        return JsonResponse({"errors": errors}, status=400)
+    data = fleet_health(user=request.user, key=form.cleaned_data["range"])
+    return JsonResponse(data.as_json())

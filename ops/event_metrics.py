@@ -61,9 +61,44 @@ REAPER_LABELS = (
     "cleanup_stale",
     "reconcile_workers",
 )
+# Every value ``reaper_reason`` gives, in the order charts list them.
+REAPER_REASONS = (
+    "idle",
+    "plan_window",
+    "stale",
+    "preempted",
+    "orphan",
+    "vanished",
+    "start_timeout",
+)
 
 
-def _reaper_reason() -> Case:
+def reaper_actions(events):
+    """``events`` that are reaper actions, each annotated with its
+    ``action`` (a ``REAPER_REASONS`` value). Shared by /metrics and the
+    console's fleet-health charts, so both count the same things."""
+    return (
+        events.filter(actor_label__in=REAPER_LABELS)
+        .annotate(action=reaper_reason())
+        .exclude(action=None)
+    )
+
+
+def ended_starts(events):
+    """Transitions that ended a start (to ready, failed or stopping), each
+    annotated with ``took``: from the worker's creation to the event."""
+    return events.filter(
+        kind=TRANSITION,
+        from_status=states.STARTING,
+        to_status__in=list(START_OUTCOMES),
+    ).annotate(
+        took=ExpressionWrapper(
+            F("at") - F("worker__created_at"), output_field=DurationField()
+        )
+    )
+
+
+def reaper_reason() -> Case:
     """Which reaper action an event is, or NULL for events that are not."""
     to_stop = Q(kind=TRANSITION, to_status=states.STOPPING)
     reconcile_failed = Q(
@@ -74,7 +109,7 @@ def _reaper_reason() -> Case:
         When(to_stop & Q(actor_label="reap_plan_windows"), then=Value("plan_window")),
         When(to_stop & Q(actor_label="preemption"), then=Value("preempted")),
         When(Q(kind=TRANSITION, actor_label="cleanup_stale"), then=Value("stale")),
-        When(_orphan_q(), then=Value("orphan")),
+        When(orphan_q(), then=Value("orphan")),
         When(
             reconcile_failed & Q(worker__error_code="timeout"),
             then=Value("start_timeout"),
@@ -85,7 +120,7 @@ def _reaper_reason() -> Case:
     )
 
 
-def _orphan_q() -> Q:
+def orphan_q() -> Q:
     return Q(
         kind=EventKind.AUTOMATION,
         actor_label="reconcile_workers",
@@ -123,7 +158,7 @@ class EventLogFold:
     # --- folding ------------------------------------------------------------
 
     def refresh(self) -> None:
-        with self._lock, _one_snapshot():
+        with self._lock, one_snapshot():
             newest = WorkerEvent.objects.aggregate(n=Max("id"))["n"] or 0
             low = self.watermark or 0
             now = time.monotonic()
@@ -160,14 +195,12 @@ class EventLogFold:
         )
         self._fold_counts(
             m.REAPER_ACTIONS,
-            events.filter(actor_label__in=REAPER_LABELS)
-            .annotate(action=_reaper_reason())
-            .exclude(action=None),
+            reaper_actions(events),
             reason=F("action"),
         )
         self._fold_counts(
             m.ORPHANS,
-            events.filter(_orphan_q()),
+            events.filter(orphan_q()),
             backend=F("worker__backend"),
             gpu=Case(
                 When(worker__gpu_units__gt=0, then=Value("true")),
@@ -177,15 +210,7 @@ class EventLogFold:
         )
 
     def _fold_starts(self, events) -> None:
-        ended = events.filter(
-            kind=TRANSITION,
-            from_status=states.STARTING,
-            to_status__in=list(START_OUTCOMES),
-        ).annotate(
-            took=ExpressionWrapper(
-                F("at") - F("worker__created_at"), output_field=DurationField()
-            )
-        )
+        ended = ended_starts(events)
         rows = (
             ended.order_by()
             .values("worker__backend", "to_status")
@@ -278,7 +303,7 @@ class EventLogFold:
 
 
 @contextlib.contextmanager
-def _one_snapshot():
+def one_snapshot():
     """Every query of a fold sees the same committed rows."""
     if connection.in_atomic_block:  # a caller's transaction (tests) decides
         yield

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections import Counter, defaultdict
 from collections.abc import Iterator
+from decimal import Decimal
 
 from django.contrib.sessions.models import Session
 from django.db.models import Count, Q, Sum
@@ -61,6 +62,27 @@ def _active_rows(now) -> list[dict]:
             latency_ms=Sum("health_latency_ms", filter=probed),
             **latency,
         )
+    )
+
+
+def gpu_units_in_use() -> list[dict]:
+    """Effective GPU units held by allocated workers (the statuses launch
+    counts against quotas), by ``project__slug`` and ``gpu_model``. One
+    grouped query; shared with the console's fleet-health charts."""
+    return list(
+        Worker.objects.filter(status__in=states.ALLOCATED_STATUSES, gpu_units__gt=0)
+        .order_by()
+        .values("project__slug", "gpu_model")
+        .annotate(units=Sum("gpu_units"))
+    )
+
+
+def project_gpu_quotas() -> dict[str, Decimal]:
+    """slug → GPU quota of every project with one (0 allows no GPUs)."""
+    return dict(
+        Project.objects.filter(gpu_quota__gt=0)
+        .order_by("slug")
+        .values_list("slug", "gpu_quota")
     )
 
 
@@ -133,21 +155,12 @@ class FleetCollector:
     @staticmethod
     def _gpus() -> Iterator[GaugeMetricFamily]:
         in_use = gauge(m.GPU_IN_USE)
-        rows = (
-            Worker.objects.filter(status__in=states.ALLOCATED_STATUSES, gpu_units__gt=0)
-            .order_by()
-            .values("project__slug", "gpu_model")
-            .annotate(units=Sum("gpu_units"))
-        )
-        for row in rows:
+        for row in gpu_units_in_use():
             project = row["project__slug"] or "none"
             in_use.add_metric([project, row["gpu_model"] or "any"], float(row["units"]))
         yield in_use
         quota = gauge(m.GPU_QUOTA)
-        projects = Project.objects.filter(gpu_quota__gt=0).values_list(
-            "slug", "gpu_quota"
-        )
-        for slug, units in projects:
+        for slug, units in project_gpu_quotas().items():
             quota.add_metric([slug], float(units))
         yield quota
 

@@ -18,8 +18,9 @@ from urllib.parse import urlsplit
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from proxy import frontauth, paths, selectors, upstream
+from proxy import dbpool, frontauth, paths, selectors, upstream
 from proxy import headers as hdr
+from proxy.owner_route import owner_route
 from proxy.selectors import Access, Route
 from proxy.sockets import proxy_websocket
 
@@ -58,10 +59,18 @@ def session_key(scope) -> str:
 
 
 async def resolve(scope, workspace_id) -> Route:
-    """The route for this scope's session, read in a worker thread (not the
-    single sync thread: proxy lookups must not queue behind Django views)."""
+    """The route for this scope's session, from the database now: the
+    owner's in one query on the event loop, anyone else's through Django's
+    auth in a worker thread (not the single sync thread: proxy lookups must
+    not queue behind Django views)."""
+    key = session_key(scope)
+    if not key:
+        return Route(Access.LOGIN, workspace_id)
+    route = await owner_route(session_key=key, workspace_id=workspace_id)
+    if route is not None:
+        return route
     lookup = sync_to_async(selectors.route_for_session, thread_sensitive=False)
-    return await lookup(session_key=session_key(scope), workspace_id=workspace_id)
+    return await lookup(session_key=key, workspace_id=workspace_id)
 
 
 def upstream_host(route: Route) -> str:
@@ -134,6 +143,7 @@ class WorkspaceProxy:
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
                 await upstream.close()
+                await dbpool.close()
                 return await send({"type": "lifespan.shutdown.complete"})
 
     async def _no_target(self, scope, receive, send, raw: str):

@@ -1,18 +1,20 @@
 """The owner's route in one query: the hot path of every proxied request.
 
 Django's own way (session row, then user row, then worker row, through the
-ORM) cost about 8 ms a request on the benchmark machine, four times what
-the proxy may add. This reads the session, the workspace's owner and its
-newest worker in one round trip and answers only the common case (a valid
-session of the workspace's owner, signed in with ModelBackend, password
-hash unchanged); anything else returns None and goes the full way
-(``selectors.route_for``), which also does the session upkeep (flushing a
-session whose password hash no longer matches).
+ORM on a worker thread) cost about 8 ms a request on the benchmark machine,
+four times what the proxy may add. This reads the session, the workspace's
+owner and its newest worker in one round trip, on the event loop
+(``proxy.dbpool``), and answers only the common case (a valid session of
+the workspace's owner, signed in with ModelBackend, password hash
+unchanged); anything else returns None and goes the full way
+(``selectors.route_for_session``), which also does the session upkeep
+(flushing a session whose password hash no longer matches).
 """
 
 from __future__ import annotations
 
 import uuid
+from functools import cache
 from importlib import import_module
 
 from django.conf import settings
@@ -23,7 +25,6 @@ from django.contrib.auth import (
     get_user_model,
 )
 from django.contrib.sessions.models import Session
-from django.db import connection
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
@@ -34,6 +35,7 @@ DB_SESSIONS = "django.contrib.sessions.backends.db"
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 
+@cache
 def _sql() -> str:
     user = get_user_model()
     return f"""
@@ -53,17 +55,16 @@ def _sql() -> str:
     """  # noqa: S608 - table names from model metadata, values bound
 
 
-def owner_route(*, session_key: str, workspace_id: uuid.UUID):
+async def owner_route(*, session_key: str, workspace_id: uuid.UUID):
     """The owner's ``Route``, or None when the full lookup must decide."""
+    from proxy import dbpool
     from proxy.selectors import route_from_rows
 
     if not session_key or settings.SESSION_ENGINE != DB_SESSIONS:
         return None
-    if connection.vendor != "postgresql":  # LATERAL
+    if not _on_postgresql():  # LATERAL, psycopg
         return None
-    with connection.cursor() as cursor:
-        cursor.execute(_sql(), [session_key, timezone.now(), workspace_id])
-        row = cursor.fetchone()
+    row = await dbpool.fetchone(_sql(), [session_key, timezone.now(), workspace_id])
     if row is None:
         return None
     session_data, name, ide_kind, owner_id, password, is_active, *worker = row
@@ -72,6 +73,12 @@ def owner_route(*, session_key: str, workspace_id: uuid.UUID):
     return route_from_rows(
         workspace=(workspace_id, owner_id, name, ide_kind), worker=worker
     )
+
+
+def _on_postgresql() -> bool:
+    # From settings, not ``connections``: under ASGI each task would build a
+    # fresh connection wrapper just to be asked its vendor.
+    return settings.DATABASES["default"]["ENGINE"].endswith("postgresql")
 
 
 def _signed_in_as(session_data: str, user_id, password: str) -> bool:

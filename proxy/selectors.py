@@ -79,7 +79,9 @@ def user_for_session(session_key: str):
 
 def route_for_session(*, session_key: str, workspace_id: uuid.UUID) -> Route:
     """``route_for`` from a session cookie; for the ASGI proxy, which runs
-    outside Django's request cycle (so it tidies connections itself)."""
+    outside Django's request cycle (so it tidies connections itself). The
+    proxy asks ``proxy.owner_route`` first and comes here for the rest
+    (anonymous, other users, Access server grants, SQLite)."""
     _tidy_connections()
     try:
         return _lookup(session_key, workspace_id)
@@ -91,11 +93,6 @@ def route_for_session(*, session_key: str, workspace_id: uuid.UUID) -> Route:
 
 
 def _lookup(session_key: str, workspace_id: uuid.UUID) -> Route:
-    from proxy.owner_route import owner_route
-
-    route = owner_route(session_key=session_key, workspace_id=workspace_id)
-    if route is not None:
-        return route
     user, session = user_for_session(session_key)
     return route_for(user=user, workspace_id=workspace_id, session=session)
 

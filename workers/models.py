@@ -168,6 +168,14 @@ class Worker(models.Model):
                 condition=Q(status__in=sorted(states.ACTIVE_STATUSES)),
                 name="worker_active_by_backend",
             ),
+            # The console's resource-class usage: an index-only count of each
+            # class's active workers. Both columns are indexed already, so
+            # it costs updates no HOT.
+            models.Index(
+                fields=["resource_class", "status"],
+                condition=Q(status__in=sorted(states.ACTIVE_STATUSES)),
+                name="worker_active_by_class",
+            ),
         ]
         constraints = [
             models.CheckConstraint(
@@ -311,7 +319,15 @@ class WorkerEvent(models.Model):
 
     class Meta:
         ordering = ["at", "id"]
-        indexes = [models.Index(fields=["worker", "at"], name="worker_event_timeline")]
+        indexes = [
+            models.Index(fields=["worker", "at"], name="worker_event_timeline"),
+            # The console's fleet-health charts read one time window of the
+            # log: transitions (starts, statuses) by kind, reaper actions by
+            # who acted (a small share of the log); any kind by time alone.
+            models.Index(fields=["at"], name="worker_event_at"),
+            models.Index(fields=["kind", "at"], name="worker_event_kind_at"),
+            models.Index(fields=["actor_label", "at"], name="worker_event_actor_at"),
+        ]
 
     def __str__(self) -> str:
         change = (

@@ -1,5 +1,5 @@
-"""Live-update group names and payloads. Payloads carry ids only: each
-consumer re-reads the row as its connected user and renders it itself."""
+"""Live-update group names and payloads. Payloads carry ids only: the
+receiving side re-reads the row as its connected user and renders it."""
 
 import logging
 from importlib import import_module
@@ -38,16 +38,22 @@ def publish_worker_changed(worker_id, owner_id) -> None:
     if layer is None:
         return
     message: WorkerChanged = {"type": "worker.changed", "worker_id": str(worker_id)}
-    send = async_to_sync(layer.group_send)
-    for group in (STAFF_GROUP, user_group(owner_id), worker_group(worker_id)):
-        try:
-            send(group, message)
-        except Exception:  # noqa: BLE001 - live updates are advisory
-            import logging
+    groups = (STAFF_GROUP, user_group(owner_id), worker_group(worker_id))
+    try:
+        async_to_sync(_send_to_groups)(layer, groups, message)
+    except Exception:  # noqa: BLE001 - e.g. called from inside an event loop
+        log.warning("live update of worker %s failed", worker_id, exc_info=True)
 
-            logging.getLogger(__name__).warning(
-                "live update to %s failed", group, exc_info=True
-            )
+
+async def _send_to_groups(layer, groups, message) -> None:
+    """One event loop for all of a change's groups: from sync code each
+    ``async_to_sync`` call runs a new loop, and the Redis layer opens its
+    connections per loop."""
+    for group in groups:
+        try:
+            await layer.group_send(group, message)
+        except Exception:  # noqa: BLE001 - live updates are advisory
+            log.warning("live update to %s failed", group, exc_info=True)
 
 
 # --- Login sessions ----------------------------------------------------------

@@ -3,6 +3,8 @@ import re
 from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 
+from workers.backends.spec import url_has_credentials
+
 # RFC 1123 label: what Kubernetes and Docker both accept as a name part.
 dns_label = RegexValidator(
     r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$",
@@ -75,9 +77,7 @@ def repository_url(value: str, *, allow_local: bool = False) -> None:
     never a user's choice) also accepts file:///absolute/path."""
     if len(value) > 500 or any(c.isspace() or c == "\x00" for c in value):
         raise ValidationError("A repository URL has no spaces; at most 500 characters.")
-    authority = value.split("://", 1)[1].split("/", 1)[0] if "://" in value else ""
-    userinfo = authority.rpartition("@")[0]
-    if ":" in userinfo or (value.startswith("https://") and userinfo):
+    if url_has_credentials(value):
         # Never echo the value: it holds a credential.
         raise ValidationError(
             "Put no credentials in the URL; a project manager stores them as the "

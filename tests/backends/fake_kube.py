@@ -1,8 +1,8 @@
 """A small, real HTTP server speaking enough of the Kubernetes API for the
 kubernetes backend's tests: create / get / list / replace / delete for pods,
 services, secrets, PVCs, events, networkpolicies, resourceclaims,
-namespaces and priorityclasses, and pod logs. The real ``kubernetes``
-client talks to it over TCP.
+resourcequotas, namespaces and priorityclasses, and pod logs. The real
+``kubernetes`` client talks to it over TCP.
 
 ``?watch=1`` streams changes after a resourceVersion (chunked JSON lines),
 with BOOKMARK events when asked, and an ERROR 410 Gone event for a version
@@ -10,7 +10,9 @@ older than the kept history (``compact()`` forgets it, as etcd does).
 
 It checks what a real API server checks (``fake_kube_rules``): names, label
 keys and values (422), the OpenAPI schema, set-based selectors, Pod Security
-levels from namespace labels, a pod's PriorityClass. Every write bumps
+levels from namespace labels, a pod's PriorityClass, and ResourceQuota
+admission with its 403 "exceeded quota" (``fake_kube_quota``; a quota's
+``status.used`` is kept current). Every write bumps
 ``resourceVersion``; a replace or a delete with a stale one answers 409. A
 pod that has been scheduled and is deleted gets ``deletionTimestamp`` and
 goes away ``grace_seconds`` later, as kubelet would make it.
@@ -35,6 +37,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.backends import fake_kube_quota as quota
 from tests.backends import fake_kube_rules as rules
 from tests.backends.jupyter_stub import LoopbackServer
 
@@ -53,6 +56,12 @@ KINDS = {
     "networkpolicies": "NetworkPolicy",
     "priorityclasses": "PriorityClass",
     "namespaces": "Namespace",
+    "resourcequotas": "ResourceQuota",
+}
+GROUPS = {
+    "resourceclaims": "resource.k8s.io",
+    "networkpolicies": "networking.k8s.io",
+    "priorityclasses": "scheduling.k8s.io",
 }
 CLUSTER_SCOPED = {"priorityclasses", "namespaces"}
 
@@ -82,6 +91,7 @@ class FakeKubeAPI:
         self.stopping = False
         self.server: LoopbackServer | None = None
         self.connections: list[socket.socket] = []
+        self.has_quotas = False  # no quota work until one exists
 
     # --- lifecycle ----------------------------------------------------------
 
@@ -134,9 +144,12 @@ class FakeKubeAPI:
         with self.lock:
             key = (plural, namespace, meta["name"])
             kind = "MODIFIED" if key in self.objects else "ADDED"
+            if plural == "resourcequotas":
+                self._admit_quota(plural, namespace, obj)
             meta["resourceVersion"] = self._next_version()
             self.objects[key] = obj
             self._record(kind, key, obj)
+            self._refresh_quotas(plural, namespace)
 
     def names(self, plural: str) -> set[str]:
         return {name for (p, _, name) in self.objects if p == plural}
@@ -149,6 +162,7 @@ class FakeKubeAPI:
                 pod["spec"].setdefault("nodeName", "node-1")
             pod["metadata"]["resourceVersion"] = self._next_version()
             self._record("MODIFIED", ("pods", namespace, name), pod)
+            self._refresh_quotas("pods", namespace)
 
     def compact(self) -> None:
         """Forget the change history (etcd compaction): a watch from any
@@ -197,7 +211,10 @@ class FakeKubeAPI:
         if match["log"]:
             if ("pods", ns, name) not in self.objects:
                 return 404, _status(404, "NotFound", name)
-            lines = self.logs.get(name, "").splitlines(keepends=True)
+            # ``logs["<pod>/<container>"]`` for one container (?container=),
+            # ``logs["<pod>"]`` for the pod's only one.
+            key = f"{name}/{query['container']}" if "container" in query else name
+            lines = self.logs.get(key, "").splitlines(keepends=True)
             tail = int(query.get("tailLines", len(lines)))
             return 200, "".join(lines[-tail:] if tail else [])
         with self.lock:
@@ -206,7 +223,13 @@ class FakeKubeAPI:
             except rules.Invalid as exc:
                 return 422, _status(422, "Invalid", str(exc))
             except rules.Forbidden as exc:
-                return 403, _status(403, "Forbidden", str(exc))
+                name = name or ((body or {}).get("metadata") or {}).get("name", "")
+                details = {
+                    "name": name,
+                    "group": GROUPS.get(plural, ""),
+                    "kind": plural,
+                }
+                return 403, _status(403, "Forbidden", str(exc), details)
 
     def _take_failure(self, method: str, plural: str):
         for index, (m, p, status, message) in enumerate(self.failures):
@@ -261,6 +284,7 @@ class FakeKubeAPI:
                 self.objects.get(("namespaces", "", ns)),
                 self.names("priorityclasses"),
             )
+        self._admit_quota(plural, ns, body)
         meta.update(
             uid=str(uuid.uuid4()),
             creationTimestamp=_stamp(),
@@ -272,6 +296,7 @@ class FakeKubeAPI:
             body["status"] = {"phase": "Pending"}
         self.objects[key] = body
         self._record("ADDED", key, body)
+        self._refresh_quotas(plural, ns)
         return 201, body
 
     def _replace(self, key: tuple, body: dict):
@@ -288,14 +313,16 @@ class FakeKubeAPI:
                 "has been modified; please apply your changes to the latest "
                 "version and try again",
             )
+        if "status" in current:
+            body["status"] = current["status"]
+        self._admit_quota(key[0], key[1], body, current)
         for field in ("uid", "creationTimestamp", "namespace", "deletionTimestamp"):
             if field in current["metadata"]:
                 body["metadata"][field] = current["metadata"][field]
         body["metadata"]["resourceVersion"] = self._next_version()
-        if "status" in current:
-            body["status"] = current["status"]
         self.objects[key] = body
         self._record("MODIFIED", key, body)
+        self._refresh_quotas(key[0], key[1])
         return 200, body
 
     def _delete(self, key: tuple, options: dict):
@@ -322,6 +349,45 @@ class FakeKubeAPI:
         obj = self.objects.pop(key)
         obj["metadata"]["resourceVersion"] = self._next_version()
         self._record("DELETED", key, obj)
+        self._refresh_quotas(key[0], key[1])
+
+    # --- ResourceQuota (admission plugin + quota controller) ---------------------
+
+    def _quotas(self, ns: str) -> list[dict]:
+        return [
+            o
+            for (p, n, _), o in self.objects.items()
+            if p == "resourcequotas" and n == ns
+        ]
+
+    def _admit_quota(self, plural: str, ns: str, body: dict, old=None) -> None:
+        """403 when ``body`` would take a quota of ``ns`` past its hard
+        limits; a quota itself gets its status (what the controller does)."""
+        if plural == "resourcequotas":
+            self.has_quotas = True
+            body["status"] = quota.status(body, self._usage_objects(ns))
+        elif self.has_quotas and ns:
+            quota.admit(self._quotas(ns), plural, GROUPS.get(plural, ""), body, old)
+
+    def _usage_objects(self, ns: str) -> list[tuple[str, str, dict]]:
+        return [
+            (p, GROUPS.get(p, ""), o)
+            for (p, n, _), o in self.objects.items()
+            if n == ns and p != "resourcequotas"
+        ]
+
+    def _refresh_quotas(self, plural: str, ns: str) -> None:
+        """Keep ``status.used`` of ``ns``'s quotas current after a write."""
+        if not self.has_quotas or plural == "resourcequotas" or not ns:
+            return
+        objects = self._usage_objects(ns)
+        for current in self._quotas(ns):
+            fresh = quota.status(current, objects)
+            if fresh != current.get("status"):
+                current["status"] = fresh
+                current["metadata"]["resourceVersion"] = self._next_version()
+                key = ("resourcequotas", ns, current["metadata"]["name"])
+                self._record("MODIFIED", key, current)
 
     def _record(self, kind: str, key: tuple, obj: dict) -> None:
         version = int(obj["metadata"]["resourceVersion"])
@@ -404,15 +470,20 @@ def _deleting(obj: dict) -> bool:
     return bool(obj["metadata"].get("deletionTimestamp"))
 
 
-def _status(code: int, reason: str, message: str) -> dict:
-    return {
+def _status(code: int, reason: str, message: str, details=None) -> dict:
+    """A Status body; ``details`` without its empty fields (omitempty)."""
+    body = {
         "kind": "Status",
         "apiVersion": "v1",
+        "metadata": {},
         "status": "Failure",
         "message": message,
         "reason": reason,
         "code": code,
     }
+    if details:
+        body["details"] = {k: v for k, v in details.items() if v}
+    return body
 
 
 class _Handler(BaseHTTPRequestHandler):

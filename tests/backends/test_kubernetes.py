@@ -2,26 +2,32 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 
 import pytest
+import yaml
 from kubernetes.client.exceptions import ApiException
 
 from tests.backends.conftest import (
+    GIB,
+    REPO,
     kube_backend,
     make_spec,
     wait_for_phase,
     wait_until,
 )
 from tests.backends.fake_kube import FakeKubeAPI
+from workers.backends import kubernetes_gpu as gpu
+from workers.backends import kubernetes_manifests as manifests
 from workers.backends import naming
 from workers.backends.base import BackendError, ErrorCode, Mount, Phase
 from workers.backends.kubernetes_gpu import claim_shares
 from workers.backends.kubernetes_manifests import is_gpu_bound, secret_manifest
 from workers.backends.kubernetes_site import Site
-from workers.backends.kubernetes_watch import PodWatch, Reflector
+from workers.backends.kubernetes_watch import Reflector, RuntimeWatch
 
 
 @pytest.fixture
@@ -380,6 +386,110 @@ def test_it_maps_api_errors_on_create(api, backend, status, message, code, retry
     assert raised.value.retryable is retryable
 
 
+DEVICES = "gpu.nvidia.com.deviceclass.resource.k8s.io/devices"
+CLAIMS = "count/resourceclaims.resource.k8s.io"
+
+
+def create_quota(backend, name: str, **hard: str) -> None:
+    """A ResourceQuota in the runtime namespace, through the API."""
+    body = {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": name},
+        "spec": {"hard": hard},
+    }
+    backend._call(backend.core.create_namespaced_resource_quota, "notebooks", body)
+
+
+def quota_used(backend, name: str) -> dict:
+    quota = backend._call(
+        backend.core.read_namespaced_resource_quota, name, "notebooks"
+    )
+    return quota["status"]["used"]
+
+
+def test_a_claim_over_the_device_quota_is_refused_like_the_api_server(api, backend):
+    create_quota(backend, "gpu-quota", **{DEVICES: "3", CLAIMS: "10"})
+    first = backend.launch(gpu_spec(gpu_count=2))
+    assert quota_used(backend, "gpu-quota") == {DEVICES: "2", CLAIMS: "1"}
+
+    spec = gpu_spec(gpu_count=2)
+    claim = gpu.resource_claim_manifest(
+        spec, manifests.pod_labels(spec, backend.site), backend.site
+    )
+    with pytest.raises(ApiException) as raw:
+        backend._call(
+            backend.resource.create_namespaced_resource_claim, "notebooks", claim
+        )
+    status = json.loads(raw.value.body)
+    name = naming.claim_name(spec.worker_id)
+    assert (raw.value.status, status["reason"], status["code"]) == (
+        403,
+        "Forbidden",
+        403,
+    )
+    assert status["message"] == (
+        f'resourceclaims.resource.k8s.io "{name}" is forbidden: exceeded quota: '
+        f"gpu-quota, requested: {DEVICES}=2, used: {DEVICES}=2, limited: {DEVICES}=3"
+    )
+    assert status["details"] == {
+        "name": name,
+        "group": "resource.k8s.io",
+        "kind": "resourceclaims",
+    }
+
+    with pytest.raises(BackendError) as raised:
+        backend.launch(spec)
+    assert raised.value.code == ErrorCode.QUOTA_EXCEEDED
+    assert not raised.value.retryable
+    assert "exceeded quota: gpu-quota" in raised.value.message
+    assert "ResourceQuota" in raised.value.message  # what to do
+    assert not api.get("pods", naming.runtime_name(spec.worker_id))
+
+    backend.terminate(first)  # frees the devices: used goes back down
+    assert quota_used(backend, "gpu-quota") == {DEVICES: "0", CLAIMS: "0"}
+    backend.launch(spec)
+
+
+def test_workers_sharing_a_gpu_are_charged_one_device(api, backend):
+    """Joining a shared claim changes no usage; only a new claim counts."""
+    create_quota(backend, "gpu-quota", **{DEVICES: "1"})
+    backend.launch(gpu_spec(gpu_count=1, gpu_sm_percentage=50))
+    backend.launch(gpu_spec(gpu_count=1, gpu_sm_percentage=50))
+    assert quota_used(backend, "gpu-quota") == {DEVICES: "1"}
+    with pytest.raises(BackendError) as raised:
+        backend.launch(gpu_spec(gpu_count=1, gpu_sm_percentage=30))
+    assert raised.value.code == ErrorCode.QUOTA_EXCEEDED
+
+
+def test_pods_over_count_or_cpu_quota_are_refused(api, backend):
+    create_quota(backend, "compute", **{"count/pods": "2", "requests.cpu": "600m"})
+    refs = [backend.launch(make_spec()) for _ in range(2)]  # 250m each
+    assert quota_used(backend, "compute") == {"count/pods": "2", "requests.cpu": "500m"}
+    with pytest.raises(BackendError) as raised:
+        backend.launch(make_spec())
+    assert raised.value.code == ErrorCode.QUOTA_EXCEEDED
+    assert (
+        "exceeded quota: compute, requested: count/pods=1,requests.cpu=250m, "
+        "used: count/pods=2,requests.cpu=500m, limited: count/pods=2,"
+        "requests.cpu=600m"
+    ) in raised.value.message
+    api.set_pod_status(refs[0].name, phase="Failed")  # a finished pod is free
+    assert quota_used(backend, "compute") == {"count/pods": "1", "requests.cpu": "250m"}
+    backend.launch(make_spec())
+
+
+def test_the_shipped_example_quota_counts_what_the_backend_makes(api, backend):
+    path = REPO / "deploy/kubernetes/overlays/example/runtime-quota.yaml"
+    body = yaml.safe_load(path.read_text())
+    backend._call(backend.core.create_namespaced_resource_quota, "notebooks", body)
+    backend.launch(gpu_spec(gpu_count=1, workspace_storage_bytes=GIB))
+    used = quota_used(backend, body["metadata"]["name"])
+    assert used[DEVICES] == used["count/pods"] == used[CLAIMS] == "1"
+    assert used["requests.cpu"] == "250m" and used["persistentvolumeclaims"] == "1"
+    assert used["requests.storage"] == str(GIB)
+
+
 def test_it_maps_a_missing_device_class_on_create(api, backend):
     api.fail_next(
         "POST",
@@ -548,7 +658,14 @@ def test_the_shared_watch_answers_observe_without_a_request_per_poll(api, watche
 
 def test_the_watch_lists_again_after_410_gone(api):
     backend = kube_backend(api, watch=True)
-    backend.watch = PodWatch(backend.core, backend.site, 1.0, watch_seconds=1)
+    backend.watch = RuntimeWatch(
+        backend.core,
+        backend.networking,
+        backend.resource,
+        backend.site,
+        1.0,
+        watch_seconds=1,
+    )
     try:
         assert backend.watch.wait_synced(10)
         lists = api.requests.count(("GET", "/api/v1/namespaces/notebooks/pods"))
@@ -581,3 +698,80 @@ def test_the_watch_keeps_bounded_memory(api, backend):
         assert len(reflector.items()) == 3
     finally:
         reflector.stop()
+
+
+WATCHED_KINDS = (
+    "pods",
+    "events",
+    "services",
+    "secrets",
+    "networkpolicies",
+    "resourceclaims",
+)
+
+
+def lists_and_watches(api) -> tuple[dict, dict]:
+    """LIST and WATCH requests per kind (a GET of one object is no LIST)."""
+    lists, watches = {}, {}
+    for method, path in list(api.requests):
+        kind = path.rstrip("/").rsplit("/", 1)[-1]
+        if kind in WATCHED_KINDS:
+            counts = watches if method == "WATCH" else lists
+            if method in ("GET", "WATCH"):
+                counts[kind] = counts.get(kind, 0) + 1
+    return lists, watches
+
+
+def listed_ids(backend) -> dict[str, Phase]:
+    return {r.ref.worker_id: r.phase for r in backend.list_runtimes()}
+
+
+def test_reconcile_lists_every_kind_from_the_watch_without_a_list(api, watched):
+    """Five list_runtimes passes (reconcile's read) after warm watches: no
+    LIST at all; a half-finished launch appearing later is still found
+    (through the watch) and its removal leaves nothing listed."""
+    assert watched.watch.wait_synced(10)
+    once = {k: 1 for k in WATCHED_KINDS}
+    wait_until(lambda: lists_and_watches(api)[1] == once, "a watch per kind", 10)
+    assert lists_and_watches(api)[0] == once
+    running = [watched.launch(make_spec()) for _ in range(2)]
+    shared = watched.launch(gpu_spec(gpu_count=1, gpu_sm_percentage=50))
+    wanted = {r.worker_id for r in [*running, shared]}
+    wait_until(lambda: wanted <= listed_ids(watched).keys(), "the pods", 10)
+    warm = lists_and_watches(api)  # + joining the shared claim: a create
+
+    for _ in range(5):
+        assert listed_ids(watched).keys() == wanted
+    orphan = make_spec()
+    api.fail_next("POST", "pods", 500, "etcdserver: request timed out")
+    with pytest.raises(BackendError):
+        watched.launch(orphan)
+    found = wait_until(
+        lambda: listed_ids(watched).get(orphan.worker_id), "the orphan", 10
+    )
+    assert found == Phase.NOT_FOUND
+    watched.terminate(watched._ref(orphan.worker_id, orphan.port))
+    wait_until(
+        lambda: orphan.worker_id not in listed_ids(watched), "the orphan gone", 10
+    )
+    assert not api.names("secrets") - {naming.runtime_name(w) for w in wanted}
+    assert lists_and_watches(api) == warm  # no LIST, no second WATCH
+
+
+def test_a_share_held_without_a_pod_is_listed_as_a_leftover(api, watched):
+    """A share the watch had not seen when its worker was removed is not
+    lost: the holder is listed, so reconcile releases it."""
+    assert watched.watch.wait_synced(10)
+    spec = gpu_spec(gpu_count=1, gpu_sm_percentage=50)
+    ref = watched.launch(spec)
+    for plural, name in (("pods", ref.name), ("secrets", ref.name)):
+        del api.objects[(plural, "notebooks", name)]  # behind the watch's back
+    for plural in ("services", "networkpolicies"):
+        del api.objects[(plural, "notebooks", ref.name)]
+    watched.close()
+    backend = kube_backend(api)  # a fresh LIST sees only the shared claim
+    (listed,) = backend.list_runtimes()
+    assert (listed.ref.worker_id, listed.phase) == (spec.worker_id, Phase.NOT_FOUND)
+    assert "ResourceClaim" in listed.message
+    backend.terminate(listed.ref)
+    assert api.names("resourceclaims") == set()

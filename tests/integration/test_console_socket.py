@@ -4,6 +4,7 @@ closed when its login session ends or its user may no longer see rows."""
 
 import asyncio
 
+import channels.consumer
 import pytest
 from channels.db import database_sync_to_async
 from django.contrib.sessions.models import Session
@@ -88,6 +89,55 @@ async def test_a_burst_goes_out_as_one_message(admin_user, default_class, monkey
     assert f'id="worker-{first.id}"' in html and f'id="worker-{second.id}"' in html
     assert await socket.receive_nothing(timeout=0.3)
     await socket.disconnect()
+
+
+async def test_a_change_costs_one_read_whatever_the_number_of_sockets(
+    admin_user, default_class, monkeypatch
+):
+    """Ten sockets of two login sessions in one process: one hop to the
+    database thread, in it one re-check per session and one render. A hop
+    or a read per socket took seconds per change at 1,000 sockets
+    (bench/ws_latency_bench.py)."""
+    calls: list[str] = []
+
+    def counted(name, real):
+        def call(*args, **kwargs):
+            calls.append(name)
+            return real(*args, **kwargs)
+
+        return call
+
+    async def hop_to_close_connections() -> None:
+        calls.append("hop")  # channels' dispatch does this per message
+
+    worker = await database_sync_to_async(WorkerFactory)(status="ready")
+    sockets = []
+    for _ in range(2):
+        cookie = await database_sync_to_async(session_cookie)(admin_user)
+        for _ in range(5):
+            socket, accepted, _ = await open_console_socket(cookie)
+            assert accepted
+            sockets.append(socket)
+    for name in ("console_standing", "render_rows"):
+        monkeypatch.setattr(consumers, name, counted(name, getattr(consumers, name)))
+    monkeypatch.setattr(
+        consumers, "database_sync_to_async", counted("hop", database_sync_to_async)
+    )
+    monkeypatch.setattr(
+        channels.consumer, "aclose_old_connections", hop_to_close_connections
+    )
+    # A plain thread: no database_sync_to_async hop of the test's own.
+    await asyncio.to_thread(publish_worker_changed, worker.id, worker.owner_id)
+    for socket in sockets:
+        assert f'id="worker-{worker.id}"' in await socket.receive_from(timeout=5)
+    assert sorted(calls) == [
+        "console_standing",
+        "console_standing",
+        "hop",
+        "render_rows",
+    ]
+    for socket in sockets:
+        await socket.disconnect()
 
 
 @pytest.mark.parametrize("who", ["anonymous", "alice"])

@@ -8,7 +8,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from tests.backends.conftest import kube_backend, make_spec
+from tests.backends.conftest import kube_backend, make_spec, wait_until
 from tests.backends.fake_kube import FakeKubeAPI
 from tests.factories import ProjectFactory, WorkerFactory, WorkspaceFactory
 from workers import services, states
@@ -78,6 +78,62 @@ def test_a_ready_worker_with_only_leftovers_is_failed_as_vanished(
     worker.refresh_from_db()
     assert worker.status == states.FAILED
     assert worker.error_code == "runtime_vanished"
+
+
+@pytest.fixture
+def watched(api):
+    backend = kube_backend(api, watch=True)
+    with registry.override("kubernetes", backend):
+        yield backend
+    backend.close()
+
+
+def lists(api) -> int:
+    """LIST requests so far (a GET of a collection; WATCH is counted apart)."""
+    kinds = ("pods", "events", "services", "secrets", "networkpolicies")
+    return sum(
+        1
+        for method, path in list(api.requests)
+        if method == "GET" and path.endswith(("/resourceclaims", *kinds))
+    )
+
+
+def test_reconcile_passes_list_nothing_once_the_watches_are_warm(
+    api, watched, default_class
+):
+    """Five passes: no LIST. An orphan appearing later (a half-finished
+    launch's Secret and NetworkPolicy) is found through the watch, left
+    inside the grace period and removed after it."""
+    assert watched.watch.wait_synced(10)
+    worker = WorkerFactory(backend="kubernetes", status=states.READY)
+    ref = watched.launch(make_spec(worker_id=str(worker.id)))
+    Worker.objects.filter(id=worker.id).update(runtime_ref=ref.to_json())
+    before = lists(api)
+    for _ in range(5):
+        report = services.workers_reconcile(backends=["kubernetes"])
+        assert report["kubernetes"]["listed"] == 1
+    orphan = leftover_worker(
+        api, watched, status=states.FAILED, ended_ago=timedelta(seconds=10)
+    )
+    wait_until(
+        lambda: (
+            services.workers_reconcile(backends=["kubernetes"])["kubernetes"]["listed"]
+            == 2
+        ),
+        "the orphan through the watch",
+        10,
+    )
+    assert api.get("secrets", naming.runtime_name(str(orphan.id)))  # in grace
+    Worker.objects.filter(id=orphan.id).update(
+        stopped_at=timezone.now() - timedelta(hours=1)
+    )
+    report = services.workers_reconcile(backends=["kubernetes"])
+    assert report["kubernetes"]["orphans_terminated"] == 1
+    assert not api.get("secrets", naming.runtime_name(str(orphan.id)))
+    assert not api.get("networkpolicies", naming.runtime_name(str(orphan.id)))
+    assert lists(api) == before
+    worker.refresh_from_db()
+    assert worker.status == states.READY
 
 
 def project_volume(project, name="datasets", **fields):

@@ -201,3 +201,82 @@ def local_backend_ref(worker):
     from workers.backends.base import RuntimeRef
 
     return RuntimeRef.from_json(worker.runtime_ref)
+
+
+@pytest.fixture
+def gateway_through(monkeypatch):
+    """Point jupyter_server's remote-kernel client (the one behind
+    ``jupyter server --gateway-url``) at a front URL with a session cookie.
+    Its REST calls carry ``GatewayClient.headers``; its kernel socket
+    (websocket-client's ``create_connection``) takes no configured headers,
+    so the cookie is added to that call."""
+    from jupyter_server.gateway import managers
+    from jupyter_server.gateway.gateway_client import GatewayClient
+
+    def configure(front_url: str, prefix: str, user) -> None:
+        cookie = "; ".join(f"{k}={v}" for k, v in session_cookie(user).items())
+        GatewayClient.clear_instance()
+        GatewayClient.instance(
+            url=f"{front_url}{prefix.rstrip('/')}",
+            headers=json.dumps({"Cookie": cookie}),
+            request_timeout=60.0,
+        )
+        create = managers.websocket.create_connection
+        monkeypatch.setattr(
+            managers.websocket,
+            "create_connection",
+            lambda url, **kw: create(url, cookie=cookie, **kw),
+        )
+
+    yield configure
+    GatewayClient.clear_instance()
+
+
+def small_notebook():
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    return new_notebook(
+        cells=[
+            new_markdown_cell("# Through the proxy"),
+            new_code_cell("import os\nanswer = 6 * 7"),
+            new_code_cell("print('answer:', answer)"),
+            new_code_cell("answer + 1"),
+            new_code_cell("os.getcwd()"),
+        ],
+        metadata={"kernelspec": {"name": "python3", "display_name": "Python 3"}},
+    ), nbformat
+
+
+def test_nbclient_runs_a_notebook_on_the_runtime_through_the_proxy(
+    app_url, local_backend, tasks, alice, default_class, gateway_through
+):
+    """nbclient drives the kernel with jupyter_server's gateway kernel
+    manager and client: kernel start, every execute and the shutdown go
+    over the proxy's HTTP and kernel websocket to the real Jupyter Server,
+    and the kernel runs in alice's workspace on the runtime."""
+    from jupyter_server.gateway.managers import GatewayKernelManager
+    from nbclient import NotebookClient
+
+    workspace = WorkspaceFactory(owner=alice, project__personal_owner=alice)
+    start_running(workspace, tasks)
+    gateway_through(app_url, workspace.base_url, alice)
+    notebook, nbformat = small_notebook()
+
+    NotebookClient(
+        notebook,
+        kernel_manager_class=GatewayKernelManager,
+        timeout=60,
+        startup_timeout=60,
+    ).execute()
+
+    nbformat.validate(notebook)
+    outputs = [cell.get("outputs") for cell in notebook.cells[1:]]
+    assert outputs[0] == []
+    assert outputs[1][0]["name"] == "stdout"
+    assert outputs[1][0]["text"] == "answer: 42\n"
+    assert outputs[2][0]["data"]["text/plain"] == "43"
+    assert outputs[2][0]["execution_count"] == 3
+    assert outputs[3][0]["data"]["text/plain"].strip("'").endswith(str(workspace.id))
+    with client_for(app_url, alice) as http:  # nbclient shut its kernel down
+        assert http.get(f"{workspace.base_url}api/kernels").json() == []

@@ -15,18 +15,18 @@ import pytest
 from django.urls import reverse
 
 from tests.conftest import missing_service
-from tests.factories import WorkspaceFactory
-from tests.fakes import TaskRecorder
-from tests.integration.lifecycle_support import committed
+from tests.integration.setup_lifecycle_support import (
+    event_reasons,
+    everything_stored,
+    start_with_tasks,
+    workspace_with_repository,
+)
 from tests.setup_support import PackageIndex, Remote, git, make_wheel
 from workers import states
 from workers.backends import registry
 from workers.backends.local import LocalBackend
-from workers.models import Worker
-from workers.secret_box import seal, unseal
-from workers.services import queueing
+from workers.secret_box import unseal
 from workspaces.models import FetchPolicy
-from workspaces.services import workspace_start
 
 pytestmark = [pytest.mark.django_db, pytest.mark.needs_postgres]
 GIT_SECRET = "deploy:ghtok-4c3b2a190817"  # noqa: S105 - a test credential
@@ -70,42 +70,21 @@ def remote(tmp_path):
 
 
 def _workspace(remote, index, *, policy=FetchPolicy.MIRROR):
-    workspace = WorkspaceFactory(repository_url=remote.url)
-    project = workspace.project
-    project.fetch_policy = policy
-    project.package_mirror_url = index.url
-    project.git_secret_sealed = seal(GIT_SECRET)
-    project.mirror_secret_sealed = seal(MIRROR_SECRET)
-    project.save()
-    return workspace
-
-
-def _start(workspace, monkeypatch) -> Worker:
-    tasks = TaskRecorder()
-    monkeypatch.setattr(queueing, "_send", tasks)
-    with committed():
-        worker = workspace_start(workspace=workspace, actor=workspace.owner)
-    tasks.run_all()
-    worker.refresh_from_db()
-    return worker
-
-
-def _reasons(worker) -> list[str]:
-    return list(worker.events.order_by("id").values_list("reason", flat=True))
-
-
-def _everything_stored(worker) -> str:
-    events = list(worker.events.values("reason", "data"))
-    row = Worker.objects.filter(pk=worker.pk).values().get()
-    return json.dumps([events, row], default=str)
+    return workspace_with_repository(
+        remote.url,
+        index.url,
+        git_secret=GIT_SECRET,
+        mirror_secret=MIRROR_SECRET,
+        policy=policy,
+    )
 
 
 def test_it_clones_installs_and_starts_with_the_secrets_kept_out(
     local_backend, remote, index, default_class, monkeypatch, client
 ):
     workspace = _workspace(remote, index)
-    worker = _start(workspace, monkeypatch)
-    reasons = _reasons(worker)
+    worker = start_with_tasks(workspace, monkeypatch)
+    reasons = event_reasons(worker)
     assert worker.status == states.READY, reasons
     assert any(r.startswith("Setup: cloning") for r in reasons), reasons
     assert "Setup: installing 2 packages" in reasons
@@ -120,7 +99,7 @@ def test_it_clones_installs_and_starts_with_the_secrets_kept_out(
     assert not [k for k in runtime_env if k.startswith("NOTEBOOK_FLEET_SETUP")]
     assert GIT_SECRET not in json.dumps(runtime_env)
     assert MIRROR_SECRET not in json.dumps(runtime_env)
-    stored = _everything_stored(worker)
+    stored = everything_stored(worker)
     assert "ghtok-4c3b2a190817" not in stored and "mirror-pw-5e6f7a8b" not in stored
     log = local_backend.logs(local_backend.list_managed()[0], tail=500)
     assert "ghtok-4c3b2a190817" not in log and "mirror-pw-5e6f7a8b" not in log
@@ -129,13 +108,13 @@ def test_it_clones_installs_and_starts_with_the_secrets_kept_out(
 def test_offline_with_a_missing_package_fails_the_start_with_its_name(
     local_backend, remote, index, default_class, monkeypatch, client
 ):
-    warm = _start(_workspace(remote, index), monkeypatch)  # fills the cache
-    assert warm.status == states.READY, _reasons(warm)
+    warm = start_with_tasks(_workspace(remote, index), monkeypatch)  # fills the cache
+    assert warm.status == states.READY, event_reasons(warm)
     remote.commit({"requirements.txt": "alpha\ngamma-missing\n"})
     index.requests.clear()
     workspace = _workspace(remote, index, policy=FetchPolicy.OFFLINE)
-    worker = _start(workspace, monkeypatch)
-    assert worker.status == states.FAILED, _reasons(worker)
+    worker = start_with_tasks(workspace, monkeypatch)
+    assert worker.status == states.FAILED, event_reasons(worker)
     assert worker.error_code == "dependency_setup_failed"
     assert "gamma-missing" in worker.error_detail
     assert index.requests == []
@@ -165,8 +144,8 @@ def test_the_ide_runs_the_workspace_kernel_from_its_venv(
     make_wheel(wheels, "beta")
     with PackageIndex(wheels, extra=(WHEELHOUSE,)) as index:
         workspace = _workspace(remote, index)
-        worker = _start(workspace, monkeypatch)
-    assert worker.status == states.READY, _reasons(worker)
+        worker = start_with_tasks(workspace, monkeypatch)
+    assert worker.status == states.READY, event_reasons(worker)
     api = f"{worker.endpoint}api"
     headers = {"Authorization": f"token {worker.access_token}"}
     specs = httpx.get(f"{api}/kernelspecs", headers=headers).json()["kernelspecs"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +15,7 @@ import pytest
 
 from tests.setup_support import PackageIndex, Remote, git, make_wheel
 from workers.backends import setup_step
+from workers.setup.watched import directory_bytes
 from workers.setup.workspace_setup import installer_config
 
 GIT_TOKEN = "user:tok-9f8e7d6c5b4a"  # noqa: S105 - a test credential
@@ -213,8 +215,69 @@ def test_a_repository_over_the_size_limit_leaves_nothing_behind(step):
     assert list(step.workspace.iterdir()) == []
 
 
-def test_environment_yml_without_conda_says_what_to_do(step, remote):
-    remote.commit({"environment.yml": "dependencies: [numpy]\n"})
+ENVIRONMENT_YML = """name: demo
+channels:
+  - conda-forge
+dependencies:
+  - python=3.11
+  - alpha=1.0  # a conda pin: alpha==1.0.*
+  - pip
+  - pip:
+    - beta==1.0
+"""
+
+
+def test_environment_yml_installs_with_uv_without_conda(step, remote, index):
+    remote.commit({"environment.yml": ENVIRONMENT_YML})
+    done = step.run(requirements_path="environment.yml")
+    assert done.returncode == 0, done.stdout
+    assert "setup: installing 2 packages" in done.stdout
+    assert step.python("import alpha, beta; print(alpha.VERSION, beta.VERSION)") == (
+        "1.0 1.0"
+    )
+
+
+def test_environment_yml_conda_only_packages_are_refused_by_name(step, remote):
+    remote.commit(
+        {
+            "environment.yml": "dependencies: [alpha, cudatoolkit=11.8, conda-forge::gdal]"
+        }
+    )
     done = step.run(requirements_path="environment.yml")
     assert done.returncode == setup_step.EXIT_SETUP_FAILED
-    assert "needs conda or micromamba" in done.stdout
+    failure = setup_step.failure(done.stdout)
+    assert "needs conda for cudatoolkit=11.8, conda-forge::gdal" in failure
+    assert not (step.workspace / ".venv").exists()
+
+
+MIB = 1024 * 1024
+
+
+def _commit_random(remote: Remote, mib: int) -> None:
+    """Incompressible content: the pack is as big as the file."""
+    (remote.work / "blob.bin").write_bytes(os.urandom(mib * MIB))
+    git("add", "-A", cwd=remote.work)
+    git("commit", "--quiet", "-m", "big", cwd=remote.work)
+    git("push", "--quiet", "origin", "main", cwd=remote.work)
+
+
+def test_a_clone_past_the_size_limit_is_stopped_while_it_downloads(step, remote):
+    _commit_random(remote, 24)
+    done = step.run(max_repository_bytes=2 * MIB)
+    assert done.returncode == setup_step.EXIT_SETUP_FAILED, done.stdout
+    assert "while downloading; stopped" in done.stdout
+    assert "over the limit of 2.0 MiB" in done.stdout
+    assert list(step.workspace.iterdir()) == []
+
+
+def test_a_fetch_past_the_size_limit_is_stopped_and_the_checkout_kept(step, remote):
+    assert step.run(max_repository_bytes=2 * MIB).returncode == 0
+    head = git("rev-parse", "HEAD", cwd=step.repo)
+    files = sorted(p.name for p in step.repo.iterdir())
+    _commit_random(remote, 24)
+    done = step.run(max_repository_bytes=2 * MIB)
+    assert done.returncode == setup_step.EXIT_SETUP_FAILED, done.stdout
+    assert "while downloading; stopped" in done.stdout
+    assert git("rev-parse", "HEAD", cwd=step.repo) == head
+    assert sorted(p.name for p in step.repo.iterdir()) == files
+    assert directory_bytes(step.repo / ".git") < 2 * MIB  # no partial pack left

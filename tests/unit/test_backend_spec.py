@@ -33,7 +33,12 @@ def with_resources(**changes) -> LaunchSpec:
 
 
 def test_a_good_spec_passes():
-    validate_spec(make_spec(mounts=(Mount("datasets", "/data"),)))
+    mount = Mount("datasets", "/data", project_id="p1")
+    validate_spec(make_spec(project_id="p1", mounts=(mount,)))
+
+
+def test_mounts_need_the_spec_project_their_volume_is_named_from():
+    assert "project" in rejects(make_spec(mounts=(Mount("datasets", "/data"),)))
 
 
 @pytest.mark.parametrize("image", ["", "UPPER/case", "a b", "img::tag", "-x/y"])

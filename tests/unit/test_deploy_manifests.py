@@ -84,6 +84,7 @@ def test_the_overlay_has_what_an_installation_needs(built):
         "Ingress",
         "NetworkPolicy",
         "PersistentVolumeClaim",
+        "ResourceQuota",
     } <= kinds
     deployments = {d["metadata"]["name"]: d for d in by_kind(built, "Deployment")}
     web = deployments["notebook-fleet-web"]
@@ -157,8 +158,23 @@ def test_rbac_covers_what_the_backend_does_in_the_runtime_namespace(built):
         ("networkpolicies", "create"),
         ("networkpolicies", "delete"),
         *[("resourceclaims", v) for v in ("create", "get", "list", "update", "delete")],
+        # the shared watch: one LIST + one WATCH per kind per process
+        *[
+            (r, v)
+            for r in ("pods", "events", "services", "secrets", "networkpolicies")
+            for v in ("list", "watch")
+        ],
+        ("resourceclaims", "watch"),
     }
     assert needed <= allowed
     assert not any(r == "*" or v == "*" for r, v in allowed)
     (cluster_role,) = by_kind(built, "ClusterRole")
     assert cluster_role["rules"][0]["resources"] == ["priorityclasses"]
+
+
+def test_the_runtime_namespace_has_an_example_quota_with_dra_devices(built):
+    (quota,) = by_kind(built, "ResourceQuota")
+    assert quota["metadata"]["namespace"] == "notebooks"
+    hard = quota["spec"]["hard"]
+    assert "gpu.nvidia.com.deviceclass.resource.k8s.io/devices" in hard
+    assert {"count/pods", "count/resourceclaims.resource.k8s.io"} <= hard.keys()

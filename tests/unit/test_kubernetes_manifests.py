@@ -319,14 +319,12 @@ def test_user_labels_never_override_platform_labels():
     assert labels["team"] == "ml"
 
 
-def test_the_dependency_cache_is_mounted_when_configured():
+def test_without_a_setup_step_no_pod_mounts_the_dependency_cache():
+    # The cache is the setup step's (issue 14): tests/unit/test_kubernetes_setup.py
     pod = m.pod_manifest(make_spec(), Site(dependency_cache_claim="deps"))
-    (volume,) = [v for v in pod["spec"]["volumes"] if v["name"] == "dependency-cache"]
-    assert volume["persistentVolumeClaim"] == {"claimName": "deps"}
-    env = {e["name"]: e.get("value") for e in pod["spec"]["containers"][0]["env"]}
-    assert env["PIP_CACHE_DIR"].startswith(m.CACHE_PATH)
-    plain = m.pod_manifest(make_spec())
-    assert "dependency-cache" not in str(plain)
+    assert "deps" not in str(pod) and "initContainers" not in pod["spec"]
+    env = {e["name"] for e in pod["spec"]["containers"][0]["env"]}
+    assert not {"PIP_CACHE_DIR", "CONDA_PKGS_DIRS"} & env
 
 
 def test_the_site_comes_from_settings(settings):

@@ -10,6 +10,10 @@ use them to lend the host's Python to a minimal image). A root shell is UID
 ``network="host"`` (operator config, single-host setups and tests) shares
 the host's network: the backend then picks a free loopback port per worker.
 Any other network (or the default bridge) is reached at the container's IP.
+
+A workspace with a repository runs its setup step first, in a container of
+its own (``docker_setup``): the IDE container is created at launch and
+started once that step succeeded.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ import requests
 from docker import errors as docker_errors
 from docker.models.containers import Container
 
-from . import naming
+from . import naming, setup_step
 from .base import (
     BackendError,
     ErrorCode,
@@ -36,6 +40,8 @@ from .base import (
     describe_exit,
 )
 from .docker_options import PORT_LABEL, container_options
+from .docker_setup import DEFAULT_CACHE_VOLUME, DockerSetup, is_setup
+from .docker_volumes import project_volumes_ensure
 from .local_process import free_port, port_open
 from .spec import validate_spec
 
@@ -64,6 +70,10 @@ class DockerBackend(RuntimeBackend):
         extra_binds: Sequence[str] = (),
         timeout: float = 30.0,
         grace_seconds: int = 10,
+        setup_image: str = "",
+        setup_python: str = "python3",
+        dependency_cache_volume: str = DEFAULT_CACHE_VOLUME,
+        unseal: setup_step.Unseal | None = None,
     ):
         self.base_url = base_url
         self.network = network
@@ -71,6 +81,12 @@ class DockerBackend(RuntimeBackend):
         self.extra_binds = tuple(extra_binds)
         self.timeout = timeout
         self.grace_seconds = grace_seconds
+        self.setup = DockerSetup(
+            image=setup_image,
+            python=setup_python,
+            cache_volume=dependency_cache_volume,
+            unseal=unseal,
+        )
         self._client: docker.DockerClient | None = None
 
     # --- contract -----------------------------------------------------------
@@ -80,11 +96,14 @@ class DockerBackend(RuntimeBackend):
         one (a stopped one is replaced). CONFLICT when the name belongs to
         another worker; IMAGE_PULL_FAILED when the image is neither present
         nor pullable; DEVICE_CLASS_UNAVAILABLE when the engine has no GPU
-        driver (the unstartable container is removed again)."""
+        driver (the unstartable container is removed again). With a setup
+        step, the IDE container is only created here and the step started
+        (again, if a launch was cut short before it)."""
         validate_spec(spec)
         client = self._connected()
+        setup = setup_step.wanted(spec)
         existing = self._adoptable(client, spec)
-        if existing is not None:
+        if existing is not None and not (setup and existing.status == "created"):
             return self._ref(existing)
         port = free_port("127.0.0.1") if self.network == "host" else spec.port
         options = container_options(
@@ -94,8 +113,12 @@ class DockerBackend(RuntimeBackend):
             launcher=self.launcher,
             extra_binds=self.extra_binds,
         )
-        container = self._create(client, spec, options)
-        self._start(container)
+        project_volumes_ensure(client, spec)
+        container = existing or self._create(client, spec, options)
+        if setup:
+            self._start_setup(client, spec, options, container)
+        else:
+            self._start(container)
         return self._ref(container)
 
     def observe(self, ref: RuntimeRef) -> Observation:
@@ -104,18 +127,25 @@ class DockerBackend(RuntimeBackend):
         ``stopped_observation``); missing → NOT_FOUND; engine unreachable
         → UNKNOWN."""
         try:
-            container = self._connected().containers.get(ref.name)
+            client = self._connected()
+            container = client.containers.get(ref.name)
+            step = None
+            if container.status == "created":  # maybe still in its setup step
+                step = self.setup.observe(client, container)
         except docker_errors.NotFound:
             return Observation(Phase.NOT_FOUND, message="no such container")
         except (BackendError, *TRANSPORT_ERRORS) as exc:
             return Observation(Phase.UNKNOWN, message=f"Docker engine: {exc}")
-        return self._observation(container)
+        return step or self._observation(container)
 
     def terminate(self, ref: RuntimeRef) -> None:
-        """Stop (TERM, KILL after the grace period) and remove the container;
-        named volumes stay. Already gone is success."""
+        """Stop (TERM, KILL after the grace period) and remove the container
+        and its setup container; named volumes stay. Already gone is
+        success."""
         try:
-            container = self._connected().containers.get(ref.name)
+            client = self._connected()
+            self.setup.remove(client, ref.name)  # first: it may start the IDE
+            container = client.containers.get(ref.name)
             container.stop(timeout=self.grace_seconds)
             container.remove(v=False, force=True)
         except docker_errors.NotFound:
@@ -133,11 +163,14 @@ class DockerBackend(RuntimeBackend):
             )
         except TRANSPORT_ERRORS as exc:
             raise _unreachable(exc) from exc
-        return [self._listed(c) for c in containers]
+        return [self._listed(c) for c in containers if not is_setup(c)]
 
     def logs(self, ref: RuntimeRef, tail: int = 100) -> str:
         try:
-            container = self._connected().containers.get(ref.name)
+            client = self._connected()
+            container = client.containers.get(ref.name)
+            if container.status == "created":  # the setup step's output
+                return self.setup.logs(client, ref.name, tail)
             return container.logs(tail=tail).decode(errors="replace")
         except docker_errors.NotFound:
             return ""
@@ -170,6 +203,7 @@ class DockerBackend(RuntimeBackend):
         if container.status in ("created", "running", "restarting"):
             return container
         container.remove(v=False, force=True)  # stopped: start afresh
+        self.setup.remove(client, name)  # and set up afresh
         return None
 
     def _create(
@@ -187,6 +221,26 @@ class DockerBackend(RuntimeBackend):
             _check_ours(container, spec)
             return container
         except TRANSPORT_ERRORS as exc:
+            raise _unreachable(exc) from exc
+
+    def _start_setup(
+        self,
+        client: docker.DockerClient,
+        spec: LaunchSpec,
+        options: dict[str, Any],
+        container: Container,
+    ) -> None:
+        """Start the setup step; if that fails, remove what this launch
+        made, so a retry starts clean."""
+        try:
+            self.setup.start(client, spec, options)
+        except (BackendError, *TRANSPORT_ERRORS) as exc:
+            self.setup.remove(client, container.name)
+            container.remove(v=False, force=True)
+            if isinstance(exc, BackendError):
+                raise
+            if isinstance(exc, docker_errors.APIError):
+                raise _api_error(exc) from exc
             raise _unreachable(exc) from exc
 
     def _pull(self, client: docker.DockerClient, image: str) -> None:

@@ -21,8 +21,9 @@ DEFAULT_TMP_BYTES = 256 * 1024 * 1024
 
 
 def _mounts(spec: LaunchSpec, extra_binds: Sequence[str]) -> list[Mount]:
-    """Named volumes only, from the spec; binds only from operator config
-    (``host:container[:ro]``)."""
+    """Named volumes only, from the spec (a project volume's Docker name
+    comes from the spec's project and the volume: never another project's);
+    binds only from operator config (``host:container[:ro]``)."""
     mounts = [
         Mount(
             WORKSPACE_PATH,
@@ -31,7 +32,12 @@ def _mounts(spec: LaunchSpec, extra_binds: Sequence[str]) -> list[Mount]:
         )
     ]
     mounts += [
-        Mount(m.path, m.volume, type="volume", read_only=m.read_only)
+        Mount(
+            m.path,
+            naming.project_volume_name(spec.project_id, m.volume),
+            type="volume",
+            read_only=m.read_only,
+        )
         for m in spec.mounts
     ]
     for bind in extra_binds:

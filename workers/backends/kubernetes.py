@@ -25,7 +25,7 @@ from kubernetes.client.exceptions import ApiException
 
 from . import kubernetes_gpu as gpu
 from . import kubernetes_manifests as manifests
-from . import naming
+from . import kubernetes_setup, naming, setup_step
 from .base import (
     BackendError,
     ErrorCode,
@@ -43,11 +43,12 @@ from .kubernetes_site import Site
 from .kubernetes_status import (
     TRANSPORT_ERRORS,
     error_from_api,
+    event_lines,
     listed_phase,
     observation_from_pod,
 )
 from .kubernetes_status import unreachable as _unreachable
-from .kubernetes_watch import PodWatch
+from .kubernetes_watch import LEFTOVER_KINDS, RuntimeWatch
 from .spec import validate_spec
 
 SERVICE_ACCOUNT_NAMESPACE = Path(
@@ -72,6 +73,7 @@ class KubernetesBackend(RuntimeBackend):
         launcher: tuple[str, ...] = manifests.JUPYTER_LAUNCHER,
         request_timeout: float = 5.0,
         watch: bool = False,
+        unseal: setup_step.Unseal | None = None,
     ):
         site = site or Site()
         if namespace:
@@ -94,8 +96,13 @@ class KubernetesBackend(RuntimeBackend):
         self.endpoint_mode = endpoint_mode
         self.launcher = launcher
         self.timeout = request_timeout
+        self.unseal = unseal  # the setup step's credentials, into its Secret
         self.sharing = SharedClaims(self)
-        self.watch = PodWatch(self.core, site, self.timeout) if watch else None
+        self.watch = (
+            RuntimeWatch(self.core, self.networking, self.resource, site, self.timeout)
+            if watch
+            else None
+        )
 
     @classmethod
     def from_config(cls, kubeconfig: str = "", **options: Any) -> KubernetesBackend:
@@ -144,12 +151,6 @@ class KubernetesBackend(RuntimeBackend):
         leaves labelled objects: terminate, or reconcile after the grace
         period, removes them."""
         validate_spec(spec)
-        if spec.mounts and not spec.project_id:
-            raise BackendError(
-                ErrorCode.INVALID_SPEC,
-                "volume mounts need the workspace's project (the PVC is named "
-                "from it); start the workspace again from its page",
-            )
         site, core = self.site, self.core
         if spec.resources.gpu_count:
             gpu.gpu_profile_for(spec, site)  # unknown profile: fail before creating
@@ -157,7 +158,11 @@ class KubernetesBackend(RuntimeBackend):
         self._create(
             core.create_namespaced_secret,
             core.read_namespaced_secret,
-            manifests.secret_manifest(spec, site),
+            manifests.secret_manifest(
+                spec,
+                site,
+                setup_credentials=setup_step.secret_files(spec, self.unseal),
+            ),
             spec,
         )
         claim = self._create_claim(spec)
@@ -193,7 +198,7 @@ class KubernetesBackend(RuntimeBackend):
             if cached:
                 events = self.watch.events.get(ref.name)
                 pod = cached[-1]
-                return observation_from_pod(pod, events, self._endpoint(ref, pod, port))
+                return self._observation(ref, pod, events, port)
         try:
             pod = self._call(self.core.read_namespaced_pod, ref.name, ref.namespace)
             events = self._events(ref)
@@ -203,7 +208,7 @@ class KubernetesBackend(RuntimeBackend):
             return Observation(Phase.UNKNOWN, message=f"API answered {exc.status}")
         except TRANSPORT_ERRORS as exc:
             return Observation(Phase.UNKNOWN, message=f"API unreachable: {exc}")
-        return observation_from_pod(pod, events, self._endpoint(ref, pod, port))
+        return self._observation(ref, pod, events, port)
 
     def terminate(self, ref: RuntimeRef) -> None:
         """Delete Pod, Service, Secret, NetworkPolicy and the worker's own
@@ -224,25 +229,25 @@ class KubernetesBackend(RuntimeBackend):
         self.sharing.release(ref.worker_id, ns)
 
     def list_runtimes(self) -> list[ListedRuntime]:
-        """One LIST per kind by this installation's labels. Pods give the
-        phase (a Succeeded or Failed pod carries its exit code; a pod being
-        deleted is TERMINATING); a worker with leftover objects but no pod
-        (a half-finished launch or removal) is listed as NOT_FOUND, so
-        reconcile removes what is left."""
-        if self._watching():
-            pods = self.watch.pods.items()
-        else:
-            pods = self._list(self.core.list_namespaced_pod)
+        """This installation's pods and other per-worker kinds, each from the
+        shared watch when it is in sync (no request: a reconcile pass makes
+        no LIST once the watches are warm), else one LIST by this
+        installation's labels. Pods give the phase (a Succeeded or Failed
+        pod carries its exit code; a pod being deleted is TERMINATING); a
+        worker with leftover objects but no pod (a half-finished launch or
+        removal, or a share of a shared GPU claim still held) is listed as
+        NOT_FOUND, so reconcile removes what is left."""
         listed = {}
-        for pod in pods:
+        for pod in self._items("Pod"):
             ref = self._listed_ref(pod, port=_container_port(pod))
             listed[ref.worker_id] = ListedRuntime(ref, *listed_phase(pod))
-        for kind, items in self._leftover_kinds():
-            for item in items:
-                ref = self._listed_ref(item, port=8888)
-                if ref.worker_id and ref.worker_id not in listed:
-                    message = f"leftover {kind} without a pod"
-                    listed[ref.worker_id] = ListedRuntime(ref, Phase.NOT_FOUND, message)
+        for kind in LEFTOVER_KINDS:
+            for item in self._items(kind):
+                for worker_id in _holders(item):
+                    if worker_id not in listed:
+                        message = f"leftover {kind} without a pod"
+                        ref = self._ref(worker_id, 8888)
+                        listed[worker_id] = ListedRuntime(ref, Phase.NOT_FOUND, message)
         return list(listed.values())
 
     def priority_classes_sync(self, queues: list[dict]) -> list[str]:
@@ -268,6 +273,32 @@ class KubernetesBackend(RuntimeBackend):
             raise _unreachable(exc) from exc
 
     # --- helpers --------------------------------------------------------------
+
+    def _observation(
+        self, ref: RuntimeRef, pod: dict, events: list[dict], port: int
+    ) -> Observation:
+        """``observation_from_pod``; while the pod runs its setup step, or
+        once that failed, the step's progress or failure instead, from the
+        init container's log (a request made only then)."""
+        if kubernetes_setup.setup_state(pod)[0]:
+            log = self._setup_log(ref)
+            return kubernetes_setup.setup_observation(pod, event_lines(events), log)
+        return observation_from_pod(pod, events, self._endpoint(ref, pod, port))
+
+    def _setup_log(self, ref: RuntimeRef) -> str:
+        """The setup init container's output ("" when it cannot be read)."""
+        try:
+            response = self.core.read_namespaced_pod_log(
+                ref.name,
+                ref.namespace,
+                container=kubernetes_setup.CONTAINER,
+                tail_lines=200,
+                _preload_content=False,
+                _request_timeout=self.timeout,
+            )
+        except (ApiException, *TRANSPORT_ERRORS):
+            return ""
+        return response.data.decode(errors="replace")
 
     def _ref(self, worker_id: str, port: int) -> RuntimeRef:
         return RuntimeRef(
@@ -372,21 +403,20 @@ class KubernetesBackend(RuntimeBackend):
         body = self._guarded(method, self.namespace, label_selector=terms)
         return body.get("items", [])
 
-    def _leftover_kinds(self) -> list[tuple[str, list[dict]]]:
-        """Every other per-worker kind, one LIST each."""
-        worker = naming.WORKER_ID_KEY
-        return [
-            ("Service", self._list(self.core.list_namespaced_service)),
-            ("Secret", self._list(self.core.list_namespaced_secret)),
-            (
-                "NetworkPolicy",
-                self._list(self.networking.list_namespaced_network_policy),
-            ),
-            (
-                "ResourceClaim",
-                self._list(self.resource.list_namespaced_resource_claim, worker=worker),
-            ),
-        ]
+    def _items(self, kind: str) -> list[dict]:
+        """This installation's objects of ``kind`` ("Pod" or one of
+        ``LEFTOVER_KINDS``): the shared watch's when in sync, else a LIST."""
+        cached = self.watch.cached(kind) if self.watch is not None else None
+        if cached is not None:
+            return cached
+        lists = {
+            "Pod": self.core.list_namespaced_pod,
+            "Service": self.core.list_namespaced_service,
+            "Secret": self.core.list_namespaced_secret,
+            "NetworkPolicy": self.networking.list_namespaced_network_policy,
+            "ResourceClaim": self.resource.list_namespaced_resource_claim,
+        }
+        return self._list(lists[kind])
 
     def _listed_ref(self, item: dict, *, port: int) -> RuntimeRef:
         meta = item["metadata"]
@@ -421,6 +451,17 @@ class KubernetesBackend(RuntimeBackend):
             ip = (pod.get("status") or {}).get("podIP")
             return f"http://{ip}:{port}{base_url}" if ip else ""
         return f"http://{ref.name}.{ref.namespace}.svc:{port}{base_url}"
+
+
+def _holders(item: dict) -> list[str]:
+    """The workers an object belongs to: its worker label, or for a shared
+    GPU claim the workers holding a share of it."""
+    labels = item["metadata"].get("labels") or {}
+    if labels.get(naming.WORKER_ID_KEY):
+        return [labels[naming.WORKER_ID_KEY]]
+    if naming.SHARED_CLAIM_KEY in labels:
+        return list(gpu.claim_shares(item))
+    return []
 
 
 def _container_port(pod: dict) -> int:

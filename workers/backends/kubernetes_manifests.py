@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import naming
+from . import kubernetes_setup, naming, setup_step
 from .base import LaunchSpec, Mount
 from .kubernetes_gpu import GPU_REQUEST, MPS_PERCENTAGE_ENV, gpu_profile_for
 from .kubernetes_site import DEFAULT_SITE, Site
@@ -20,7 +20,6 @@ from .spec import WORKSPACE_PATH, container_environment, ide_command
 JUPYTER_LAUNCHER = ("jupyter", "lab")
 WORKER_UID = 1000
 WORKER_GID = 100
-CACHE_PATH = "/opt/notebook-fleet/cache"
 TOKEN_KEY = "token"  # noqa: S105 - the Secret's key name, not a secret
 Manifest = dict[str, Any]
 
@@ -87,14 +86,6 @@ def _pvc_volume(name: str, claim: str, read_only: bool = False) -> Manifest:
     return {"name": name, "persistentVolumeClaim": source}
 
 
-def _cache_volume(site: Site) -> tuple[list[Manifest], list[Manifest]]:
-    """The optional shared dependency cache (pip / conda downloads)."""
-    if not site.dependency_cache_claim:
-        return [], []
-    volume = _pvc_volume("dependency-cache", site.dependency_cache_claim)
-    return [volume], [{"name": "dependency-cache", "mountPath": CACHE_PATH}]
-
-
 def _volumes(
     spec: LaunchSpec, site: Site = DEFAULT_SITE
 ) -> tuple[list[Manifest], list[Manifest]]:
@@ -106,6 +97,9 @@ def _volumes(
         claim = naming.workspace_volume_name(spec.workspace_id)
         volumes.append(_pvc_volume("home", claim))
         mounts.append({"name": "home", "mountPath": WORKSPACE_PATH})
+    elif setup_step.wanted(spec):  # the setup step's files reach the IDE
+        volumes.append({"name": "home", "emptyDir": {}})
+        mounts.append({"name": "home", "mountPath": WORKSPACE_PATH})
     for index, mount in enumerate(spec.mounts):
         name = f"mount-{index}"
         claim = mount_claim_name(spec, mount)
@@ -113,8 +107,7 @@ def _volumes(
         mounts.append(
             {"name": name, "mountPath": mount.path, "readOnly": mount.read_only}
         )
-    cache_volumes, cache_mounts = _cache_volume(site)
-    return volumes + cache_volumes, mounts + cache_mounts
+    return volumes, mounts
 
 
 def _probe_path(spec: LaunchSpec) -> str:
@@ -133,9 +126,6 @@ def _env(spec: LaunchSpec, site: Site) -> list[Manifest]:
     environment = container_environment(spec, port=spec.port)
     if spec.resources.gpu_count and spec.resources.gpu_sm_percentage < 100:
         environment[MPS_PERCENTAGE_ENV] = str(spec.resources.gpu_sm_percentage)
-    if site.dependency_cache_claim:
-        environment["PIP_CACHE_DIR"] = f"{CACHE_PATH}/pip"
-        environment["CONDA_PKGS_DIRS"] = f"{CACHE_PATH}/conda"
     env = []
     for key, value in sorted(environment.items()):
         if value == spec.access_token:
@@ -199,13 +189,16 @@ def pod_manifest(
     launcher: tuple[str, ...] = JUPYTER_LAUNCHER,
     claim: str = "",
 ) -> Manifest:
-    """The worker's pod: one container, no host namespaces, no service
+    """The worker's pod: one container (after the ``setup`` init container
+    for a workspace with a repository), no host namespaces, no service
     account token, the DRA claim ``claim`` (default: the worker's own) for
     GPUs, the priority class of its queue."""
     pod_context, _ = security_context(spec)
+    runtime = _container(spec, site, launcher)
+    volumes, mounts = _volumes(spec, site)
     pod_spec: Manifest = {
-        "containers": [_container(spec, site, launcher)],
-        "volumes": _volumes(spec, site)[0],
+        "containers": [runtime],
+        "volumes": volumes,
         "securityContext": pod_context,
         "restartPolicy": "Never",
         "automountServiceAccountToken": False,
@@ -218,6 +211,12 @@ def pod_manifest(
         # without one would get priority 0 *and* the right to preempt.
         "priorityClassName": naming.priority_class_name(spec.queue_name),
     }
+    if setup_step.wanted(spec):
+        home = [m for m in mounts if m["name"] in ("home", "tmp")]
+        pod_spec["initContainers"] = [
+            kubernetes_setup.init_container(spec, site, runtime, home)
+        ]
+        pod_spec["volumes"] += kubernetes_setup.volumes(spec, site)
     if site.user_namespaces:
         pod_spec["hostUsers"] = False
     if spec.resources.gpu_count:
@@ -248,14 +247,24 @@ def service_manifest(spec: LaunchSpec, site: Site = DEFAULT_SITE) -> Manifest:
     }
 
 
-def secret_manifest(spec: LaunchSpec, site: Site = DEFAULT_SITE) -> Manifest:
+def secret_manifest(
+    spec: LaunchSpec,
+    site: Site = DEFAULT_SITE,
+    *,
+    setup_credentials: dict[str, str] | None = None,
+) -> Manifest:
+    """The worker's Secret: its token and, with a setup step, the step's
+    files and unsealed ``setup_credentials`` (``kubernetes_setup``)."""
     name = naming.runtime_name(spec.worker_id)
+    data = {TOKEN_KEY: spec.access_token}
+    if setup_step.wanted(spec):
+        data |= kubernetes_setup.secret_data(spec, setup_credentials or {})
     return {
         "apiVersion": "v1",
         "kind": "Secret",
         "type": "Opaque",
         "metadata": _metadata(name, site.namespace, pod_labels(spec, site)),
-        "stringData": {TOKEN_KEY: spec.access_token},
+        "stringData": data,
     }
 
 

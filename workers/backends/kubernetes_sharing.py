@@ -8,6 +8,12 @@ and goes elsewhere, so the shares on a claim never sum above 100. The last
 worker to leave deletes the claim, with the resourceVersion it read as a
 precondition, so a worker joining at that moment is never left on a
 deleted claim.
+
+``release`` reads the shared claims from the process's watch when it is in
+sync (a stop or an orphan's removal then makes no LIST), and from the API
+after a conflict. A share the watch had not seen yet when its worker was
+removed is not lost: ``list_runtimes`` lists every share holder without a
+pod as a leftover, so reconcile releases it after the grace period.
 """
 
 from __future__ import annotations
@@ -66,12 +72,9 @@ class SharedClaims:
     def release(self, worker_id: str, namespace: str) -> None:
         """Remove ``worker_id``'s share wherever it is; delete a claim left
         empty. Idempotent."""
+        fresh = False
         for _ in range(ATTEMPTS):
-            claims = [
-                c
-                for c in self._claims(naming.SHARED_CLAIM_KEY)
-                if worker_id in gpu.claim_shares(c)
-            ]
+            claims = [c for c in self._held(fresh) if worker_id in gpu.claim_shares(c)]
             if not claims:
                 return
             claim = claims[0]
@@ -80,6 +83,7 @@ class SharedClaims:
             done = self._replace(claim, shares) if shares else self._drop(claim)
             if done and len(claims) == 1:
                 return
+            fresh = True  # a conflict, or more claims: read the API
         raise BackendError(
             ErrorCode.CONFLICT,
             f"could not release worker {worker_id}'s GPU share; retrying",
@@ -87,6 +91,18 @@ class SharedClaims:
         )
 
     # --- helpers --------------------------------------------------------------
+
+    def _held(self, fresh: bool) -> list[dict]:
+        """Every shared claim: the watch's unless ``fresh`` is asked."""
+        watch = self.backend.watch
+        cached = None if fresh or watch is None else watch.cached("ResourceClaim")
+        if cached is None:
+            return self._claims(naming.SHARED_CLAIM_KEY)
+        return [
+            c
+            for c in cached
+            if naming.SHARED_CLAIM_KEY in (c["metadata"].get("labels") or {})
+        ]
 
     def _claims(self, selector: str) -> list[dict]:
         resource = self.backend.resource
@@ -130,13 +146,17 @@ class SharedClaims:
         return True
 
     def _write(self, method, body: dict, *name: str) -> bool:
-        """POST or PUT; False on 409 (someone else won), else raises."""
+        """POST or PUT; False on 409 (someone else won), else raises. What
+        the API answered is filed in the watch, so this process's next
+        release sees its own write at once."""
         try:
-            self.backend._call(method, *name, self.backend.namespace, body)
+            written = self.backend._call(method, *name, self.backend.namespace, body)
         except ApiException as exc:
             if exc.status == 409:
                 return False
             raise error_from_api(exc) from exc
         except TRANSPORT_ERRORS as exc:
             raise unreachable(exc) from exc
+        if self.backend.watch is not None and written.get("metadata"):
+            self.backend.watch.kinds["ResourceClaim"].remember(written)
         return True

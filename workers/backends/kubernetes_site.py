@@ -64,9 +64,14 @@ class Site:
     user_namespaces: bool = False
     # Project volumes are shared by the project's workspaces at once.
     volume_access_mode: str = "ReadWriteMany"
-    # Optional ReadWriteMany PVC in the runtime namespace mounted by every
-    # runtime as its pip / conda download cache ("" = none).
+    # Optional ReadWriteMany PVC in the runtime namespace: the dependency
+    # cache of the setup step, mounted into its init container only
+    # ("" = an emptyDir per pod, i.e. no cache across starts).
     dependency_cache_claim: str = ""
+    # The setup init container's image ("" = the workspace's own image, whose
+    # Python the workspace's venv runs on) and how it runs Python.
+    setup_image: str = ""
+    setup_python: str = "python3"
 
     def installation_labels(self) -> dict[str, str]:
         return {naming.INSTALLATION_KEY: naming.label_value(self.installation)}

@@ -37,7 +37,11 @@ def error_from_api(exc: ApiException) -> BackendError:
     message = _status_message(exc)
     lowered = message.lower()
     if exc.status == 403 and "exceeded quota" in lowered:
-        return BackendError(ErrorCode.QUOTA_EXCEEDED, message)
+        return BackendError(
+            ErrorCode.QUOTA_EXCEEDED,
+            f"{message}; stop a workspace in the runtime namespace or ask an "
+            "admin to raise its ResourceQuota",
+        )
     if "no priorityclass with name" in lowered:
         return BackendError(
             ErrorCode.PRIORITY_CLASS_MISSING,

@@ -1,12 +1,15 @@
 """One shared list + watch per process, instead of a GET per worker per poll.
 
-``Reflector`` keeps this installation's pods (or the runtime namespace's pod
-events) current: one LIST, then one long WATCH from the list's
-resourceVersion with bookmarks, re-listing only when the API server answers
-410 Gone (the version was compacted away) and re-watching after a watch's
-timeout. Memory is bounded: pods are only this installation's (label
-selector), events are kept per pod, at most ``MAX_EVENTS`` each, for at
-most ``max_objects`` pods, least recently touched dropped first.
+``Reflector`` keeps one kind current (this installation's pods, Services,
+Secrets, NetworkPolicies, ResourceClaims, or the runtime namespace's pod
+events): one LIST, then one long WATCH from the list's resourceVersion with
+bookmarks, re-listing only when the API server answers 410 Gone (the
+version was compacted away) and re-watching after a watch's timeout. So a
+process makes one LIST + one WATCH per kind, whatever the number of starts
+and reconcile passes. Memory is bounded: objects are only this
+installation's (label selector), kinds reconcile only needs the labels of
+are kept as metadata, events are kept per pod, at most ``MAX_EVENTS`` each,
+for at most ``max_objects`` keys, least recently touched dropped first.
 
 A reader asks ``synced()`` first: while the watch is down, callers go back
 to direct API calls, so an outage is never read as "nothing runs".
@@ -43,6 +46,7 @@ class Reflector:
         label_selector: str = "",
         field_selector: str = "",
         keep: int = 1,
+        transform: Callable[[dict], dict] | None = None,
         max_objects: int = 20000,
         watch_seconds: int = 300,
         timeout: float = 5.0,
@@ -55,6 +59,7 @@ class Reflector:
             "field_selector": field_selector,
         }
         self.keep = keep  # objects kept per key (1: the object; N: last N)
+        self.transform = transform  # what is kept of an object (None: all)
         self.max_objects = max_objects
         self.watch_seconds = watch_seconds
         self.timeout = timeout
@@ -82,8 +87,12 @@ class Reflector:
 
     def remember(self, obj: dict) -> None:
         """File an object this process just wrote (its create answer), so a
-        read right after the write does not wait for the watch."""
+        read right after the write does not wait for the watch. Not when
+        the watch is already past that version and no longer holds the
+        object: it was deleted since, and must not come back."""
         with self.lock:
+            if self.key(obj) not in self.store and _seen(obj, self.version):
+                return
             self._put(obj)
 
     # --- lifecycle ------------------------------------------------------------
@@ -123,7 +132,12 @@ class Reflector:
                     break
                 self._synced.clear()
                 self.version = ""
-                log.warning("watch of %s interrupted: %s", self.namespace, exc)
+                log.warning(
+                    "%s in %s interrupted: %s",
+                    getattr(self.list_call, "__name__", "watch"),
+                    self.namespace,
+                    exc,
+                )
                 self._stopping.wait(delay)
                 delay = min(delay * 2, 30)
 
@@ -181,6 +195,8 @@ class Reflector:
         name = self.key(obj)
         if not name:
             return
+        if self.transform is not None:
+            obj = self.transform(obj)
         entries = self.store.get(name)
         if entries is None:
             entries = self.store[name] = deque(maxlen=self.keep)
@@ -195,48 +211,94 @@ class Reflector:
         return {k: v for k, v in self.selectors.items() if v}
 
 
-class PodWatch:
-    """The process's shared watches: this installation's pods, and the
-    runtime namespace's pod events (kept per runtime pod, bounded)."""
+# Per-worker kinds besides the pod: what a half-finished launch or removal
+# can leave behind, which reconcile must find without a LIST per pass.
+LEFTOVER_KINDS = ("Service", "Secret", "NetworkPolicy", "ResourceClaim")
 
-    def __init__(self, core, site, timeout: float, **options: Any):
-        self.pods = Reflector(
-            core.list_namespaced_pod,
-            namespace=site.namespace,
-            key=lambda pod: pod["metadata"]["name"],
-            label_selector=site.selector,
-            timeout=timeout,
-            **options,
-        )
-        self.events = Reflector(
+
+class RuntimeWatch:
+    """The process's shared watches: this installation's pods, its other
+    per-worker kinds (``LEFTOVER_KINDS``; ResourceClaims include the shared
+    ones) and the runtime namespace's pod events (kept per runtime pod,
+    bounded). Secrets, Services and NetworkPolicies are kept as metadata
+    only: reconcile needs their labels, and no token stays in memory."""
+
+    def __init__(self, core, networking, resource, site, timeout, **options: Any):
+        def reflector(list_call, **kwargs: Any) -> Reflector:
+            defaults = {"key": _name, "label_selector": site.selector}
+            return Reflector(
+                list_call,
+                namespace=site.namespace,
+                timeout=timeout,
+                **{**defaults, **options, **kwargs},
+            )
+
+        self.pods = reflector(core.list_namespaced_pod)
+        self.events = reflector(
             core.list_namespaced_event,
-            namespace=site.namespace,
             key=_event_pod,
+            label_selector="",
             field_selector="involvedObject.kind=Pod",
             keep=MAX_EVENTS,
-            timeout=timeout,
-            **options,
         )
+        self.kinds = {
+            "Service": reflector(core.list_namespaced_service, transform=_metadata),
+            "Secret": reflector(core.list_namespaced_secret, transform=_metadata),
+            "NetworkPolicy": reflector(
+                networking.list_namespaced_network_policy, transform=_metadata
+            ),
+            "ResourceClaim": reflector(resource.list_namespaced_resource_claim),
+        }
+
+    def _all(self) -> list[Reflector]:
+        return [self.pods, self.events, *self.kinds.values()]
 
     def active(self) -> bool:
-        """Start on first use; True once both watches are in sync."""
-        self.pods.start()
-        self.events.start()
+        """Start on first use; True once the pod and event watches are in
+        sync (what ``observe`` needs; ``list_runtimes`` asks per kind)."""
+        for reflector in self._all():
+            reflector.start()
         return self.pods.synced() and self.events.synced()
 
     def wait_synced(self, timeout: float) -> bool:
         self.active()
-        return self.pods.wait_synced(timeout) and self.events.wait_synced(timeout)
+        return all(r.wait_synced(timeout) for r in self._all())
+
+    def cached(self, kind: str) -> list[dict] | None:
+        """The newest of every object of ``kind`` ("Pod" or one of
+        ``LEFTOVER_KINDS``), or None while that watch is not in sync."""
+        self.active()
+        reflector = self.pods if kind == "Pod" else self.kinds[kind]
+        return reflector.items() if reflector.synced() else None
 
     def close(self) -> None:
-        self.pods.stop()
-        self.events.stop()
+        for reflector in self._all():
+            reflector.stop()
+
+
+def _name(obj: dict) -> str:
+    return obj["metadata"]["name"]
+
+
+def _metadata(obj: dict) -> dict:
+    """What reconcile reads of a leftover: name, namespace, labels, version,
+    deletion mark; never a Secret's data."""
+    meta = obj.get("metadata") or {}
+    keep = ("name", "namespace", "labels", "resourceVersion", "deletionTimestamp")
+    return {"metadata": {k: meta[k] for k in keep if k in meta}}
 
 
 def _event_pod(event: dict) -> str | None:
     """The runtime pod an event is about (None: not one of ours by name)."""
     name = (event.get("involvedObject") or {}).get("name", "")
     return name if name.startswith(f"{naming.NAME_PREFIX}-") else None
+
+
+def _seen(obj: dict, version: str) -> bool:
+    try:
+        return int(obj["metadata"]["resourceVersion"]) <= int(version)
+    except (KeyError, ValueError):
+        return False
 
 
 def _older(new: dict, current: dict) -> bool:

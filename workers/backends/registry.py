@@ -34,6 +34,8 @@ def _local() -> RuntimeBackend:
 
 
 def _docker() -> RuntimeBackend:
+    from workers.secret_box import unseal
+
     from .docker import DockerBackend
 
     url = settings.NOTEBOOK_RUNTIME_DOCKER_URL or f"unix://{DEFAULT_DOCKER_SOCKET}"
@@ -41,6 +43,9 @@ def _docker() -> RuntimeBackend:
         url,
         network=settings.NOTEBOOK_RUNTIME_DOCKER_NETWORK,
         extra_binds=settings.NOTEBOOK_RUNTIME_DOCKER_EXTRA_BINDS,
+        setup_image=settings.NOTEBOOK_RUNTIME_DOCKER_SETUP_IMAGE,
+        dependency_cache_volume=settings.NOTEBOOK_RUNTIME_DOCKER_DEPENDENCY_CACHE_VOLUME,
+        unseal=unseal,
     )
 
 
@@ -60,20 +65,26 @@ def kubernetes_site():
         user_namespaces=settings.NOTEBOOK_RUNTIME_KUBE_USER_NAMESPACES,
         volume_access_mode=settings.NOTEBOOK_RUNTIME_KUBE_VOLUME_ACCESS_MODE,
         dependency_cache_claim=settings.NOTEBOOK_RUNTIME_KUBE_DEPENDENCY_CACHE_PVC,
+        setup_image=settings.NOTEBOOK_RUNTIME_KUBE_SETUP_IMAGE,
     )
 
 
 def _kubernetes() -> RuntimeBackend:
+    from workers.secret_box import unseal
+
     from .kubernetes import KubernetesBackend
 
     return KubernetesBackend.from_config(
         site=kubernetes_site(),
         endpoint_mode=settings.NOTEBOOK_RUNTIME_KUBE_ENDPOINT_MODE,
         watch=settings.NOTEBOOK_RUNTIME_KUBE_WATCH,
+        unseal=unseal,
     )
 
 
 def _external() -> RuntimeBackend:
+    from workers.secret_box import unseal
+
     from .external import ExternalBackend
 
     if not settings.NOTEBOOK_RUNTIME_GATEWAY_URL:
@@ -83,7 +94,9 @@ def _external() -> RuntimeBackend:
             "NOTEBOOK_RUNTIME_GATEWAY_URL and _TOKEN in settings",
         )
     return ExternalBackend(
-        settings.NOTEBOOK_RUNTIME_GATEWAY_URL, settings.NOTEBOOK_RUNTIME_GATEWAY_TOKEN
+        settings.NOTEBOOK_RUNTIME_GATEWAY_URL,
+        settings.NOTEBOOK_RUNTIME_GATEWAY_TOKEN,
+        unseal=unseal,
     )
 
 

@@ -2,9 +2,12 @@
 runs ``workers/setup/workspace_setup.py`` before the IDE, the step's
 secrets, and what its output says. No Django here (backends never touch it).
 
-The setup script execs the IDE itself once done, so a backend keeps one
-process (or container command) per runtime; the step's secrets are popped
-from the environment before that exec.
+Locally the setup script execs the IDE itself once done, so the backend
+keeps one process per runtime; the step's secrets are popped from the
+environment before that exec. Container backends run it as a step of its
+own instead (a setup container, an init container): the script and its
+siblings (``FILES``), the config and the secrets travel as files into that
+step only, never into the IDE's container.
 """
 
 from __future__ import annotations
@@ -17,8 +20,24 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .base import BackendError, ErrorCode, LaunchSpec
+from .spec import WORKSPACE_PATH
 
 SCRIPT = Path(__file__).resolve().parent.parent / "setup" / "workspace_setup.py"
+# The script and the modules it imports, shipped together.
+FILES = (
+    "workspace_setup.py",
+    "repository.py",
+    "failure.py",
+    "watched.py",
+    "conda_env.py",
+)
+# Inside a setup container / init container.
+CONTAINER_DIR = "/opt/notebook-fleet/setup"
+CONTAINER_CACHE = "/opt/notebook-fleet/cache"
+SECRET_FILES = {  # workspace_setup.SECRET_FILES, by environment name
+    "NOTEBOOK_FLEET_SETUP_GIT_SECRET": "git-secret",
+    "NOTEBOOK_FLEET_SETUP_INDEX_SECRET": "index-secret",
+}
 EXIT_SETUP_FAILED = 86  # workspace_setup.EXIT_SETUP_FAILED
 PROGRESS_PREFIX = "setup: "
 FAILED_PREFIX = "setup failed: "
@@ -29,14 +48,40 @@ def wanted(spec: LaunchSpec) -> bool:
     return bool(spec.setup.repository_url)
 
 
-def write_config(spec: LaunchSpec, path: Path, *, cache_dir: Path) -> None:
-    """The step's non-secret configuration, readable by its owner only."""
+def config_text(spec: LaunchSpec, *, cache_dir: str, **extra: str) -> str:
+    """The step's configuration as JSON: no secret, sealed or not."""
     config = dataclasses.asdict(spec.setup)
     for sealed in ("git_secret_sealed", "index_secret_sealed"):
         config.pop(sealed)
     config["cache_dir"] = str(cache_dir)
-    path.write_text(json.dumps(config))
+    return json.dumps({**config, **extra})
+
+
+def write_config(spec: LaunchSpec, path: Path, *, cache_dir: Path) -> None:
+    """The step's non-secret configuration, readable by its owner only."""
+    path.write_text(config_text(spec, cache_dir=str(cache_dir)))
     os.chmod(path, 0o600)
+
+
+def script_files() -> dict[str, str]:
+    """The setup script and its siblings, by file name."""
+    return {name: (SCRIPT.parent / name).read_text() for name in FILES}
+
+
+def container_command(python: str, *, termination_log: str = "") -> list[str]:
+    """The setup step of a container backend: the shipped files, config and
+    secrets in ``CONTAINER_DIR``, the workspace at its usual path."""
+    command = [
+        python,
+        f"{CONTAINER_DIR}/workspace_setup.py",
+        "--config",
+        f"{CONTAINER_DIR}/setup.json",
+        "--secrets-dir",
+        CONTAINER_DIR,
+        "--workspace",
+        WORKSPACE_PATH,
+    ]
+    return command + (["--termination-log", termination_log] if termination_log else [])
 
 
 def command(config: Path, workspace: Path, ide: list[str]) -> list[str]:
@@ -67,6 +112,11 @@ def secrets(spec: LaunchSpec, unseal: Unseal | None) -> dict[str, str]:
             ErrorCode.DEPENDENCY_SETUP_FAILED, str(exc), retryable=False
         ) from exc
     return {name: value for name, value in values.items() if value}
+
+
+def secret_files(spec: LaunchSpec, unseal: Unseal | None) -> dict[str, str]:
+    """``secrets`` by the file name the script reads them from."""
+    return {SECRET_FILES[k]: v for k, v in secrets(spec, unseal).items()}
 
 
 def progress(output: str) -> list[str]:

@@ -28,6 +28,11 @@ _BASE_URL = re.compile(r"^/w/[A-Za-z0-9_-]+/$")
 # Set by the backend; a spec's environment must not override them.
 RESERVED_ENV_PREFIXES = ("NOTEBOOK_FLEET_", "JUPYTER_")
 RESERVED_MOUNT_PATHS = ("/proc", "/sys", "/dev", "/tmp", "/etc")  # noqa: S108
+FETCH_POLICIES = ("online", "mirror", "offline")
+# The setup step's ref and requirements path: no option-like or shell
+# characters (workspaces.validators says the same to users, with Django).
+_SETUP_REF = re.compile(r"^(?!-)(?!.*\.\.)[A-Za-z0-9._/+-]{1,200}$")
+_SETUP_PATH = re.compile(r"^(?![/-])(?!.*\.\.)[A-Za-z0-9._/-]{1,200}$")
 WORKSPACE_PATH = "/home/jovyan"
 
 
@@ -54,6 +59,7 @@ def validate_spec(spec: LaunchSpec) -> None:
     _validate_resources(spec)
     _validate_mounts(spec)
     _validate_environment(spec)
+    _validate_setup(spec)
 
 
 def _validate_resources(spec: LaunchSpec) -> None:
@@ -96,6 +102,13 @@ def _validate_mounts(spec: LaunchSpec) -> None:
         if normal in seen_paths or normal == WORKSPACE_PATH:
             raise invalid(f"mount path {path!r} is used twice")
         seen_paths.add(normal)
+    if spec.mounts and not spec.project_id:
+        # Volume names are unique per project only: the volume a backend
+        # mounts (PVC, Docker volume) is named from the project and the name.
+        raise invalid(
+            "volume mounts need the workspace's project (the volume is named "
+            "from it); start the workspace again from its page"
+        )
 
 
 def _validate_environment(spec: LaunchSpec) -> None:
@@ -104,6 +117,39 @@ def _validate_environment(spec: LaunchSpec) -> None:
             raise invalid(f"environment variable name {name!r} is not valid")
         if name.startswith(RESERVED_ENV_PREFIXES):
             raise invalid(f"environment variable {name!r} is set by the platform")
+
+
+def url_has_credentials(url: str) -> bool:
+    """A password in the URL's user part, or any user part on https (a
+    token as user name); ``git@host`` style ssh users are fine."""
+    authority = url.split("://", 1)[1].split("/", 1)[0] if "://" in url else ""
+    userinfo = authority.rpartition("@")[0]
+    return ":" in userinfo or (url.startswith("https://") and bool(userinfo))
+
+
+def _validate_setup(spec: LaunchSpec) -> None:
+    """What a setup step must never be handed, whoever built the spec (the
+    gateway receives it over HTTP): credentials in the URL (never echoed),
+    an option-like ref or path, an unknown fetch policy."""
+    setup = spec.setup
+    if not setup.repository_url:
+        return
+    if url_has_credentials(setup.repository_url):
+        raise invalid(
+            "setup.repository_url carries credentials; send them sealed in "
+            "setup.git_secret_sealed instead"
+        )
+    if setup.repository_ref and not _SETUP_REF.match(setup.repository_ref):
+        raise invalid(f"setup.repository_ref {setup.repository_ref!r} is not a ref")
+    if setup.requirements_path and not _SETUP_PATH.match(setup.requirements_path):
+        raise invalid(
+            f"setup.requirements_path {setup.requirements_path!r} must be a "
+            "relative path inside the repository"
+        )
+    if setup.fetch_policy not in FETCH_POLICIES:
+        raise invalid(
+            f"setup.fetch_policy {setup.fetch_policy!r} is not one of {FETCH_POLICIES}"
+        )
 
 
 def runtime_environment(spec: LaunchSpec, *, port: int) -> dict[str, str]:

@@ -9,12 +9,20 @@ container (kubernetes)::
     python workspace_setup.py --config setup.json --workspace DIR [-- IDE ARGV]
     python -m workers.setup.workspace_setup ...
 
+Its sibling modules (``setup_step.FILES``) travel with it.
+
 Contract:
 - Progress goes to stdout as ``setup: <text>`` lines; a failure ends with a
   ``setup failed: <reason>`` line followed by the failing command's last
   lines, and exit status ``EXIT_SETUP_FAILED``. Every line is redacted.
-- Secrets come from ``SECRET_ENV`` only (never argv or the config file) and
-  are removed from the environment before the IDE is exec'd.
+- Secrets come from ``SECRET_ENV`` or from files in ``--secrets-dir``
+  (``SECRET_FILES``; containers), never argv or the config file; they are
+  removed from the environment before the IDE is exec'd, and their files
+  deleted where the directory allows it.
+- ``--termination-log`` (Kubernetes) receives the failure block too, so the
+  pod's status carries it.
+- A clone or fetch that grows the repository past ``max_repository_bytes``
+  is stopped while it downloads; the workspace's files stay as they were.
 - Local changes are never destroyed: a dirty tree, or local commits the
   remote does not have, keep the checkout as it is ("kept your local
   changes"). A failed clone leaves no directory behind.
@@ -25,44 +33,41 @@ Contract:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
 import re
 import shutil
-import subprocess
 import sys
-import tempfile
 import time
 import tomllib
 from pathlib import Path
+
+if __package__:
+    from .conda_env import EnvironmentFileError, read_environment
+    from .failure import SetupFailed, redact
+    from .repository import RepositoryCheckout
+    from .watched import Finished, run_watched
+else:  # run as a file next to its siblings (containers, init containers)
+    from conda_env import EnvironmentFileError, read_environment
+    from failure import SetupFailed, redact
+    from repository import RepositoryCheckout
+    from watched import Finished, run_watched
 
 EXIT_SETUP_FAILED = 86
 GIT_SECRET_ENV = "NOTEBOOK_FLEET_SETUP_GIT_SECRET"  # noqa: S105 - a name
 INDEX_SECRET_ENV = "NOTEBOOK_FLEET_SETUP_INDEX_SECRET"  # noqa: S105
 SECRET_ENV = (GIT_SECRET_ENV, INDEX_SECRET_ENV)
+# --secrets-dir file name -> the secret it holds.
+SECRET_FILES = {"git-secret": GIT_SECRET_ENV, "index-secret": INDEX_SECRET_ENV}
 REQUIREMENT_FILES = ("requirements.txt", "pyproject.toml", "environment.yml")
 HASH_FILE = ".notebook-fleet-requirements.sha256"
-_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.-]{0,30}://)[^\s/@]{1,256}@")
 # requirements.txt lines that fetch from somewhere of their own choosing.
 _OUTSIDE_POLICY = re.compile(
     r"^\s*(?:-i\b|--index-url|--extra-index-url|-f\b|--find-links|--trusted-host"
     r"|-e\b|--editable|-r\b|--requirement|-c\b|--constraint)|://| @ "
 )
-
-
-class SetupFailed(Exception):
-    def __init__(self, reason: str, output: str = ""):
-        super().__init__(reason)
-        self.reason = reason
-        self.output = output
-
-
-def redact(text: str, secrets: tuple[str, ...]) -> str:
-    for secret in secrets:
-        if secret and len(secret) >= 4:
-            text = text.replace(secret, "[REDACTED]")
-    return _USERINFO.sub(r"\1[REDACTED]@", text)
 
 
 def installer_config(
@@ -91,7 +96,7 @@ def _with_credentials(url: str, secret: str) -> str:
     return f"{scheme}://{secret}@{rest}"
 
 
-class Setup:
+class Setup(RepositoryCheckout):
     def __init__(self, config: dict, workspace: Path, secrets: dict[str, str]):
         self.config = config
         self.workspace = workspace
@@ -110,189 +115,41 @@ class Setup:
     def say(self, text: str) -> None:
         print(f"setup: {redact(text, self.secrets)}", flush=True)
 
-    def run(self, argv: list[str], *, env: dict, cwd: Path | None = None) -> str:
-        """``argv``'s output; ``SetupFailed`` with its last lines on failure
-        or when the setup deadline passes."""
-        remaining = self.deadline - time.monotonic()
-        if remaining <= 0:
+    def run(
+        self,
+        argv: list[str],
+        *,
+        env: dict,
+        cwd: Path | None = None,
+        watch: Path | None = None,
+    ) -> str:
+        """``argv``'s standard output. ``SetupFailed`` with its last lines
+        when it fails, is missing, passes the setup deadline, or grows
+        ``watch`` past the repository size limit."""
+        program = Path(argv[0]).name
+        if self.deadline <= time.monotonic():
             raise SetupFailed("the setup timeout was reached")
         try:
-            done = subprocess.run(  # noqa: S603 - argv list, no shell
+            done = run_watched(
                 argv,
+                env=env,
                 cwd=cwd,
-                env=env,
-                capture_output=True,
-                text=True,
-                timeout=remaining,
-                check=False,
+                deadline=self.deadline,
+                watch=watch,
+                limit=self.max_repository_bytes if watch else 0,
             )
-        except subprocess.TimeoutExpired as exc:
-            raise SetupFailed(f"{Path(argv[0]).name} hit the setup timeout") from exc
+        except FileNotFoundError as exc:
+            raise SetupFailed(
+                f"{program} is not installed in this image; the setup step needs "
+                "git and Python (uv optional): use an image that has them"
+            ) from exc
+        if done.stopped == "size":
+            raise SetupFailed(self.too_big(done.size, "while downloading; stopped"))
+        if done.stopped == "timeout":
+            raise SetupFailed(f"{program} hit the setup timeout", _tail(done))
         if done.returncode != 0:
-            output = (done.stdout + done.stderr).strip().splitlines()[-15:]
-            raise SetupFailed(f"{Path(argv[0]).name} failed", "\n".join(output))
+            raise SetupFailed(f"{program} failed", _tail(done))
         return done.stdout
-
-    # --- repository ---------------------------------------------------------
-
-    def git(self, *args: str, cwd: Path | None = None, env: dict) -> str:
-        allowed = ["https", "ssh"] + (
-            ["file"] if self.config.get("allow_local_repository") else []
-        )
-        config = ["-c", "protocol.allow=never", "-c", "core.hooksPath=/dev/null"]
-        for proto in allowed:
-            config += ["-c", f"protocol.{proto}.allow=always"]
-        return self.run(["git", *config, *args], env=env, cwd=cwd)
-
-    def git_env(self, scratch: Path) -> dict[str, str]:
-        """Git's environment: no prompts, no user or system config, and the
-        credentials through GIT_ASKPASS or an ssh key file in ``scratch``."""
-        env = {
-            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-            "HOME": str(scratch),
-            "LANG": "C.UTF-8",
-            "GIT_TERMINAL_PROMPT": "0",
-            "GIT_CONFIG_NOSYSTEM": "1",
-            "GIT_CONFIG_GLOBAL": os.devnull,
-            "GIT_SSH_COMMAND": "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new",
-        }
-        secret = self.git_secret
-        if secret.startswith("-----BEGIN"):
-            key = scratch / "key"
-            key.write_text(secret.strip() + "\n")
-            key.chmod(0o600)
-            env["GIT_SSH_COMMAND"] += f" -o IdentitiesOnly=yes -i {key}"
-        elif secret:
-            user, _, password = secret.rpartition(":")
-            askpass = scratch / "askpass"
-            askpass.write_text(
-                '#!/bin/sh\ncase "$1" in Username*) echo "$NF_GIT_USER";;'
-                ' *) echo "$NF_GIT_PASSWORD";; esac\n'
-            )
-            askpass.chmod(0o700)
-            env.update(
-                GIT_ASKPASS=str(askpass),
-                NF_GIT_USER=user or "x-access-token",
-                NF_GIT_PASSWORD=password,
-            )
-        return env
-
-    def checkout(self) -> None:
-        url, ref = self.config["repository_url"], self.config.get("repository_ref", "")
-        with tempfile.TemporaryDirectory(prefix="nf-git-") as scratch:
-            env = self.git_env(Path(scratch))
-            if (self.repo / ".git").is_dir():
-                self.update(url, ref, env)
-            else:
-                self.clone(url, ref, env)
-            head = self.git("rev-parse", "HEAD", cwd=self.repo, env=env).strip()
-        self.say(f"checked out {head} of {url}")
-
-    def clone(self, url: str, ref: str, env: dict) -> None:
-        if self.repo.exists():
-            raise SetupFailed(
-                f"{self.repo.name} exists in the workspace and is not a git "
-                "checkout; rename it so the repository can be cloned"
-            )
-        self.say(f"cloning {url}")
-        partial = self.repo.with_name(f".{self.repo.name}.cloning")
-        shutil.rmtree(partial, ignore_errors=True)
-        try:
-            self.git("clone", "--quiet", "--", url, str(partial), env=env)
-            self.check_size(partial, env)
-            self.switch(partial, ref, env)
-        except SetupFailed:
-            shutil.rmtree(partial, ignore_errors=True)
-            raise
-        partial.rename(self.repo)
-
-    def update(self, url: str, ref: str, env: dict) -> None:
-        self.say("fetching")
-        self.git(
-            "fetch",
-            "--quiet",
-            "--prune",
-            "--",
-            url,
-            "+refs/heads/*:refs/remotes/origin/*",
-            "+refs/tags/*:refs/tags/*",
-            cwd=self.repo,
-            env=env,
-        )
-        self.check_size(self.repo, env)
-        if self.git("status", "--porcelain", cwd=self.repo, env=env).strip():
-            self.say(
-                f"kept your local changes; not updated to {ref or 'the default branch'}"
-            )
-            return
-        self.switch(self.repo, ref, env)
-
-    def switch(self, repo: Path, ref: str, env: dict) -> None:
-        """Check out ``ref`` on a clean tree: a remote branch as a local
-        tracking branch, fast-forward only; a tag or commit detached."""
-        ref = ref or self._default_branch(repo, env)
-        remote = f"refs/remotes/origin/{ref}"
-        if not self._exists(repo, remote, env):
-            self.git(
-                "checkout",
-                "--quiet",
-                "--detach",
-                f"{ref}^{{commit}}",
-                "--",
-                cwd=repo,
-                env=env,
-            )
-            return
-        if self._exists(repo, f"refs/heads/{ref}", env):
-            self.git("checkout", "--quiet", ref, "--", cwd=repo, env=env)
-            try:
-                self.git("merge", "--ff-only", "--quiet", remote, cwd=repo, env=env)
-            except SetupFailed:
-                self.say(f"kept your local changes; not updated to {ref}")
-        else:
-            self.git(
-                "checkout",
-                "--quiet",
-                "-b",
-                ref,
-                "--track",
-                remote,
-                "--",
-                cwd=repo,
-                env=env,
-            )
-
-    def _exists(self, repo: Path, name: str, env: dict) -> bool:
-        try:
-            self.git("rev-parse", "--verify", "--quiet", name, cwd=repo, env=env)
-        except SetupFailed:
-            return False
-        return True
-
-    def _default_branch(self, repo: Path, env: dict) -> str:
-        head = self.git(
-            "symbolic-ref",
-            "--quiet",
-            "--short",
-            "refs/remotes/origin/HEAD",
-            cwd=repo,
-            env=env,
-        )
-        return head.strip().removeprefix("origin/")
-
-    def check_size(self, repo: Path, env: dict) -> None:
-        limit = self.config.get("max_repository_bytes") or 0
-        stats = self.git("count-objects", "-v", cwd=repo, env=env)
-        kib = sum(
-            int(line.split(":")[1])
-            for line in stats.splitlines()
-            if line.startswith(("size:", "size-pack:"))
-        )
-        if limit and kib * 1024 > limit:
-            raise SetupFailed(
-                f"the repository is {kib // 1024} MiB, over the limit of "
-                f"{limit // 1024 // 1024} MiB (NOTEBOOK_RUNTIME_SETUP_MAX_REPOSITORY_BYTES)"
-            )
 
     # --- dependencies ---------------------------------------------------------
 
@@ -314,12 +171,9 @@ class Setup:
     def packages(self, path: Path) -> list[str]:
         """The requirements ``path`` names; ``SetupFailed`` for a line that
         would fetch from outside the fetch policy (an index, a URL, a path)."""
-        if path.name == "environment.yml" or path.suffix in (".yml", ".yaml"):
-            raise SetupFailed(
-                f"{path.name} needs conda or micromamba, which this runtime does "
-                "not run; add a requirements.txt or set the requirements path"
-            )
-        if path.suffix == ".toml":
+        if path.suffix in (".yml", ".yaml"):
+            lines = self.environment_requirements(path)
+        elif path.suffix == ".toml":
             project = tomllib.loads(path.read_text()).get("project", {})
             lines = list(project.get("dependencies", []))
         else:
@@ -334,6 +188,24 @@ class Setup:
                     "list package names and versions only"
                 )
         return lines
+
+    def environment_requirements(self, path: Path) -> list[str]:
+        """A conda environment file's requirements for uv (no conda runs
+        here): the ``pip:`` section and the conda entries PyPI also has;
+        ``SetupFailed`` naming the entries only conda can install."""
+        try:
+            environment = read_environment(path.read_text())
+        except EnvironmentFileError as exc:
+            raise SetupFailed(f"{path.name}: {exc}") from exc
+        if environment.conda_only:
+            raise SetupFailed(
+                f"{path.name} needs conda for {', '.join(environment.conda_only)}; "
+                "this runtime installs Python packages with uv, without conda: "
+                "remove them (or use pip names), or add a requirements.txt"
+            )
+        if environment.python:
+            self.say(f"{path.name}: using the image's Python, not {environment.python}")
+        return environment.requirements
 
     def install(self) -> None:
         path = self.requirements()
@@ -366,7 +238,9 @@ class Setup:
         return h.hexdigest()
 
     def uv(self) -> str | None:
-        return shutil.which("uv")
+        """uv on PATH, or installed next to this Python (a venv's bin)."""
+        beside = Path(sys.executable).parent / "uv"
+        return shutil.which("uv") or (str(beside) if beside.is_file() else None)
 
     def base_env(self) -> dict[str, str]:
         return {
@@ -407,6 +281,8 @@ class Setup:
             index_secret=self.index_secret,
         )
         env = {**self.base_env(), **env}
+        if self.config.get("link_mode"):  # the cache is on another volume
+            env["UV_LINK_MODE"] = self.config["link_mode"]
         uv = self.uv()
         if uv:
             argv = [uv, "pip", "install", "--python", str(python), *args, *packages]
@@ -449,23 +325,52 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, type=Path)
     parser.add_argument("--workspace", required=True, type=Path)
+    parser.add_argument("--secrets-dir", type=Path)
+    parser.add_argument("--termination-log", type=Path)
     parser.add_argument("ide", nargs=argparse.REMAINDER)
     args = parser.parse_args(argv)
     secrets = {name: os.environ.pop(name, "") for name in SECRET_ENV}
+    if args.secrets_dir:
+        secrets.update(read_secret_files(args.secrets_dir))
     setup = Setup(json.loads(args.config.read_text()), args.workspace, secrets)
     try:
         setup.checkout()
         setup.install()
     except SetupFailed as exc:
-        print(f"setup failed: {redact(exc.reason, setup.secrets)}", flush=True)
-        for line in redact(exc.output, setup.secrets).splitlines():
-            print(f"  | {line}", flush=True)
+        report_failure(setup, exc, args.termination_log)
         return EXIT_SETUP_FAILED
     ide = [a for a in args.ide if a != "--"] if args.ide else []
     if ide:  # the secrets were popped: the IDE's environment never has them
         sys.stdout.flush()
         os.execve(ide[0], ide, dict(os.environ))  # noqa: S606
     return 0
+
+
+def read_secret_files(directory: Path) -> dict[str, str]:
+    """The secrets in ``directory``, each file deleted once read where the
+    directory allows it (a container's layer; a mounted Secret is
+    read-only, and leaves with the init container)."""
+    secrets = {}
+    for filename, name in SECRET_FILES.items():
+        path = directory / filename
+        if path.is_file():
+            secrets[name] = path.read_text().strip("\n")
+            with contextlib.suppress(OSError):
+                path.unlink()
+    return secrets
+
+
+def report_failure(setup: Setup, exc: SetupFailed, termination_log: Path | None):
+    lines = [f"setup failed: {redact(exc.reason, setup.secrets)}"]
+    lines += [f"  | {line}" for line in redact(exc.output, setup.secrets).splitlines()]
+    print("\n".join(lines), flush=True)
+    if termination_log is not None:  # Kubernetes keeps at most 4096 bytes
+        with contextlib.suppress(OSError):
+            termination_log.write_text("\n".join(lines)[-4000:])
+
+
+def _tail(done: Finished, lines: int = 15) -> str:
+    return "\n".join((done.stdout + done.stderr).strip().splitlines()[-lines:])
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 import uvicorn
 from django.conf import settings
 from django.core.management.base import BaseCommand
+from django.db import connections
 
 
 class Command(BaseCommand):
@@ -19,6 +20,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, host, port, no_embedded_workers, **options):
+        _pool_database_connections()
         if settings.EMBEDDED_MODE and not no_embedded_workers:
             from config.embedded import start_embedded_workers
 
@@ -42,3 +44,25 @@ class Command(BaseCommand):
             log_config=None,
             lifespan="off",
         )
+
+
+def _pool_database_connections() -> None:
+    """Serve requests from a pool of PostgreSQL connections
+    (``DATABASE_POOL_MAX_SIZE``): under ASGI each request's sync code runs
+    on a thread of its own, so without a pool every request connected
+    anew. Set here, before any request: Django reads ``OPTIONS["pool"]``
+    when a thread first opens a connection."""
+    database = settings.DATABASES["default"]
+    size = settings.DATABASE_POOL_MAX_SIZE
+    if (
+        not size
+        or database["ENGINE"] != "django.db.backends.postgresql"
+        or database.get("CONN_MAX_AGE")  # Django pools only fresh connections
+    ):
+        return
+    connections.close_all()
+    database.setdefault("OPTIONS", {})["pool"] = {
+        "min_size": 1,
+        "max_size": size,
+        "timeout": 30,
+    }

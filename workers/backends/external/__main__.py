@@ -9,6 +9,7 @@ import os
 import signal
 import sys
 
+from workers.backends.external.sealing import gateway_unsealer
 from workers.backends.external.server import Gateway, make_server
 from workers.backends.local import LocalBackend
 
@@ -34,6 +35,8 @@ def main(argv: list[str] | None = None) -> None:
         args.workspaces_dir,
         state_dir=args.state_dir or None,
         public_host=args.public_host,
+        # Setup credentials arrive sealed under a key from the shared token.
+        unseal=gateway_unsealer(args.token),
     )
     server = make_server(Gateway(backend, args.token), args.host, args.port)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

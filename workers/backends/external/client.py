@@ -3,11 +3,13 @@ behind a *runtime gateway* speaking ``docs/runtime-gateway.openapi.yaml``.
 
 The gateway owns idempotency by worker id (a second create returns the
 existing runtime). This client maps transport trouble to retryable
-``BackendError``s, and ``observe`` to UNKNOWN, never FAILED.
+``BackendError``s, and ``observe`` to UNKNOWN, never FAILED. The setup
+step's credentials travel sealed for the gateway (``sealing``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -24,6 +26,7 @@ from ..base import (
 )
 from ..naming import MANAGED_SELECTOR
 from ..spec import validate_spec
+from .sealing import reseal_setup
 
 
 class ExternalBackend(RuntimeBackend):
@@ -38,8 +41,11 @@ class ExternalBackend(RuntimeBackend):
         *,
         timeout: float = 10.0,
         transport: httpx.BaseTransport | None = None,
+        unseal: Callable[[str], str] | None = None,
     ):
         self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.unseal = unseal  # the control plane's: setup credentials
         self.client = httpx.Client(
             base_url=self.base_url,
             timeout=timeout,
@@ -49,10 +55,19 @@ class ExternalBackend(RuntimeBackend):
 
     def launch(self, spec: LaunchSpec) -> RuntimeRef:
         """POST /v1/runtimes. Raises the gateway's error code (CONFLICT,
-        INVALID_SPEC, QUOTA_EXCEEDED...) or GATEWAY_UNREACHABLE / TIMEOUT."""
+        INVALID_SPEC, QUOTA_EXCEEDED...) or GATEWAY_UNREACHABLE / TIMEOUT;
+        DEPENDENCY_SETUP_FAILED when a setup credential cannot be unsealed."""
         validate_spec(spec)
-        body = self._request("POST", "/v1/runtimes", json=spec.to_json()).json()
-        return self._ref(body)
+        body = spec.to_json()
+        try:
+            body["setup"] = reseal_setup(
+                body["setup"], token=self.token, unseal=self.unseal
+            )
+        except Exception as exc:  # noqa: BLE001 - any unseal failure: same answer
+            raise BackendError(
+                ErrorCode.DEPENDENCY_SETUP_FAILED, str(exc), retryable=False
+            ) from exc
+        return self._ref(self._request("POST", "/v1/runtimes", json=body).json())
 
     def observe(self, ref: RuntimeRef) -> Observation:
         """GET /v1/runtimes/{worker_id}; 404 is NOT_FOUND, an unreachable or

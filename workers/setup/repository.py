@@ -1,0 +1,220 @@
+"""The repository half of the setup step: clone when absent, fetch and
+check the ref out on a clean tree when present, never destroying local
+changes; git confined to https and ssh (file only where an admin allowed
+it), without prompts, hooks or user configuration; the size limit watched
+while git downloads.
+
+A mixin of ``workspace_setup.Setup``, which provides ``config``, ``repo``,
+``git_secret``, ``run`` and ``say``. Standard library only: shipped next to
+``workspace_setup.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+if __package__:
+    from .failure import SetupFailed
+else:  # run as a file next to its siblings (containers, init containers)
+    from failure import SetupFailed
+
+
+class RepositoryCheckout:
+    """The checkout methods of ``Setup`` (see the module docstring)."""
+
+    def too_big(self, size: int, when: str) -> str:
+        return (
+            f"the repository reached {_size(size)} {when}, over the limit of "
+            f"{_size(self.max_repository_bytes)} "
+            "(NOTEBOOK_RUNTIME_SETUP_MAX_REPOSITORY_BYTES); the workspace's "
+            "files were left as they were"
+        )
+
+    def git(
+        self, *args: str, cwd: Path | None = None, env: dict, watch: Path | None = None
+    ) -> str:
+        allowed = ["https", "ssh"] + (
+            ["file"] if self.config.get("allow_local_repository") else []
+        )
+        config = ["-c", "protocol.allow=never", "-c", "core.hooksPath=/dev/null"]
+        for proto in allowed:
+            config += ["-c", f"protocol.{proto}.allow=always"]
+        return self.run(["git", *config, *args], env=env, cwd=cwd, watch=watch)
+
+    def git_env(self, scratch: Path) -> dict[str, str]:
+        """Git's environment: no prompts, no user or system config, and the
+        credentials through GIT_ASKPASS or an ssh key file in ``scratch``."""
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "HOME": str(scratch),
+            "LANG": "C.UTF-8",
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": os.devnull,
+            "GIT_SSH_COMMAND": "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new",
+        }
+        secret = self.git_secret
+        if secret.startswith("-----BEGIN"):
+            key = scratch / "key"
+            key.write_text(secret.strip() + "\n")
+            key.chmod(0o600)
+            env["GIT_SSH_COMMAND"] += f" -o IdentitiesOnly=yes -i {key}"
+        elif secret:
+            user, _, password = secret.rpartition(":")
+            askpass = scratch / "askpass"
+            askpass.write_text(
+                '#!/bin/sh\ncase "$1" in Username*) echo "$NF_GIT_USER";;'
+                ' *) echo "$NF_GIT_PASSWORD";; esac\n'
+            )
+            askpass.chmod(0o700)
+            env.update(
+                GIT_ASKPASS=str(askpass),
+                NF_GIT_USER=user or "x-access-token",
+                NF_GIT_PASSWORD=password,
+            )
+        return env
+
+    def checkout(self) -> None:
+        url, ref = self.config["repository_url"], self.config.get("repository_ref", "")
+        with tempfile.TemporaryDirectory(prefix="nf-git-") as scratch:
+            env = self.git_env(Path(scratch))
+            if (self.repo / ".git").is_dir():
+                self.update(url, ref, env)
+            else:
+                self.clone(url, ref, env)
+            head = self.git("rev-parse", "HEAD", cwd=self.repo, env=env).strip()
+        self.say(f"checked out {head} of {url}")
+
+    def clone(self, url: str, ref: str, env: dict) -> None:
+        if self.repo.exists():
+            raise SetupFailed(
+                f"{self.repo.name} exists in the workspace and is not a git "
+                "checkout; rename it so the repository can be cloned"
+            )
+        self.say(f"cloning {url}")
+        partial = self.repo.with_name(f".{self.repo.name}.cloning")
+        shutil.rmtree(partial, ignore_errors=True)
+        try:
+            self.git(
+                "clone", "--quiet", "--", url, str(partial), env=env, watch=partial
+            )
+            self.check_size(partial, env)
+            self.switch(partial, ref, env)
+        except SetupFailed:
+            shutil.rmtree(partial, ignore_errors=True)
+            raise
+        partial.rename(self.repo)
+
+    def update(self, url: str, ref: str, env: dict) -> None:
+        self.say("fetching")
+        try:
+            self.git(
+                "fetch",
+                "--quiet",
+                "--prune",
+                "--",
+                url,
+                "+refs/heads/*:refs/remotes/origin/*",
+                "+refs/tags/*:refs/tags/*",
+                cwd=self.repo,
+                env=env,
+                watch=self.repo / ".git",
+            )
+        except SetupFailed:
+            _remove_partial_packs(self.repo / ".git")
+            raise
+        self.check_size(self.repo, env)
+        if self.git("status", "--porcelain", cwd=self.repo, env=env).strip():
+            self.say(
+                f"kept your local changes; not updated to {ref or 'the default branch'}"
+            )
+            return
+        self.switch(self.repo, ref, env)
+
+    def switch(self, repo: Path, ref: str, env: dict) -> None:
+        """Check out ``ref`` on a clean tree: a remote branch as a local
+        tracking branch, fast-forward only; a tag or commit detached."""
+        ref = ref or self._default_branch(repo, env)
+        remote = f"refs/remotes/origin/{ref}"
+        if not self._exists(repo, remote, env):
+            self.git(
+                "checkout",
+                "--quiet",
+                "--detach",
+                f"{ref}^{{commit}}",
+                "--",
+                cwd=repo,
+                env=env,
+            )
+            return
+        if self._exists(repo, f"refs/heads/{ref}", env):
+            self.git("checkout", "--quiet", ref, "--", cwd=repo, env=env)
+            try:
+                self.git("merge", "--ff-only", "--quiet", remote, cwd=repo, env=env)
+            except SetupFailed:
+                self.say(f"kept your local changes; not updated to {ref}")
+        else:
+            self.git(
+                "checkout",
+                "--quiet",
+                "-b",
+                ref,
+                "--track",
+                remote,
+                "--",
+                cwd=repo,
+                env=env,
+            )
+
+    def _exists(self, repo: Path, name: str, env: dict) -> bool:
+        try:
+            self.git("rev-parse", "--verify", "--quiet", name, cwd=repo, env=env)
+        except SetupFailed:
+            return False
+        return True
+
+    def _default_branch(self, repo: Path, env: dict) -> str:
+        head = self.git(
+            "symbolic-ref",
+            "--quiet",
+            "--short",
+            "refs/remotes/origin/HEAD",
+            cwd=repo,
+            env=env,
+        )
+        return head.strip().removeprefix("origin/")
+
+    @property
+    def max_repository_bytes(self) -> int:
+        return self.config.get("max_repository_bytes") or 0
+
+    def check_size(self, repo: Path, env: dict) -> None:
+        """The limit once more on git's own count: the download watch
+        samples, so a burst between two samples is caught here."""
+        stats = self.git("count-objects", "-v", cwd=repo, env=env)
+        kib = sum(
+            int(line.split(":")[1])
+            for line in stats.splitlines()
+            if line.startswith(("size:", "size-pack:"))
+        )
+        if self.max_repository_bytes and kib * 1024 > self.max_repository_bytes:
+            raise SetupFailed(self.too_big(kib * 1024, "after downloading"))
+
+
+def _size(size: int) -> str:
+    if size >= 1024 * 1024:
+        return f"{size / 1024 / 1024:.1f} MiB"
+    return f"{size / 1024:.1f} KiB"
+
+
+def _remove_partial_packs(git_dir: Path) -> None:
+    """What a stopped fetch may leave: a partial pack, or a partial loose
+    object when git unpacks a small fetch (SIGTERM does not clean those)."""
+    objects = git_dir / "objects"
+    for leftover in [*objects.glob("pack/tmp_*"), *objects.glob("??/tmp_obj_*")]:
+        leftover.unlink(missing_ok=True)
+    for leftover in objects.glob("incoming-*"):
+        shutil.rmtree(leftover, ignore_errors=True)
