@@ -11,6 +11,8 @@ import re
 import subprocess
 import threading
 import zipfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 GIT_ENV = {
@@ -157,3 +159,15 @@ class PackageIndex:
     def __exit__(self, *exc) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+@contextmanager
+def alpha_beta_index(tmp_path: Path) -> Iterator[PackageIndex]:
+    """A package index on loopback serving two small wheels, alpha and beta:
+    the requirements most setup tests install."""
+    wheels = tmp_path / "wheels"
+    wheels.mkdir()
+    make_wheel(wheels, "alpha")
+    make_wheel(wheels, "beta")
+    with PackageIndex(wheels) as index:
+        yield index

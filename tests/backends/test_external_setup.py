@@ -18,7 +18,7 @@ import yaml
 
 from tests.backends.conftest import TOKEN, make_spec, start_gateway, wait_until
 from tests.backends.test_external import ScriptedBackend
-from tests.setup_support import PackageIndex, Remote, make_wheel
+from tests.setup_support import Remote, alpha_beta_index
 from workers.backends.base import BackendError, ErrorCode, Phase, SetupSpec
 from workers.backends.external import ExternalBackend
 from workers.backends.external.sealing import gateway_unsealer, seal_for_gateway
@@ -178,11 +178,7 @@ def gateway(tmp_path_factory):
 
 @pytest.fixture
 def index(tmp_path):
-    wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    make_wheel(wheels, "alpha")
-    make_wheel(wheels, "beta")
-    with PackageIndex(wheels) as index:
+    with alpha_beta_index(tmp_path) as index:
         yield index
 
 

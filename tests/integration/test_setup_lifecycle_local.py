@@ -21,7 +21,7 @@ from tests.integration.setup_lifecycle_support import (
     start_with_tasks,
     workspace_with_repository,
 )
-from tests.setup_support import PackageIndex, Remote, git, make_wheel
+from tests.setup_support import PackageIndex, Remote, alpha_beta_index, git, make_wheel
 from workers import states
 from workers.backends import registry
 from workers.backends.local import LocalBackend
@@ -54,11 +54,7 @@ def local_backend(tmp_path, settings):
 
 @pytest.fixture
 def index(tmp_path):
-    wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    make_wheel(wheels, "alpha")
-    make_wheel(wheels, "beta")
-    with PackageIndex(wheels) as index:
+    with alpha_beta_index(tmp_path) as index:
         yield index
 
 

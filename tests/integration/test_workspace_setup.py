@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.setup_support import PackageIndex, Remote, git, make_wheel
+from tests.setup_support import PackageIndex, Remote, alpha_beta_index, git
 from workers.backends import setup_step
 from workers.setup.watched import directory_bytes
 from workers.setup.workspace_setup import installer_config
@@ -30,11 +30,7 @@ def remote(tmp_path):
 
 @pytest.fixture
 def index(tmp_path):
-    wheels = tmp_path / "wheels"
-    wheels.mkdir()
-    make_wheel(wheels, "alpha")
-    make_wheel(wheels, "beta")
-    with PackageIndex(wheels) as index:
+    with alpha_beta_index(tmp_path) as index:
         yield index
 
 
