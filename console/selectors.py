@@ -3,10 +3,10 @@
 Every function takes the reading user and returns nothing to a user who
 may not view the console (``can_view_console``), so the page, its partials
 and the websocket consumer share one rule.
-The list page costs a constant number of queries whatever the fleet size:
-two for the summary (kept status counts and the stale rows), one
-keyset-paged select for the rows (limit+1, no COUNT for paging) and two
-for the resource class usage.
+The list page costs three queries whatever the fleet size: the summary
+(kept status counts and the stale rows, one ``UNION ALL``), the
+keyset-paged rows (limit+1, no COUNT for paging) and the resource class
+usage (each class's active workers in a subquery).
 """
 
 import uuid
