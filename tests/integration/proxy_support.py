@@ -143,7 +143,9 @@ class _RecordingHandler(BaseHTTPRequestHandler):
             "path": self.path,
             "headers": self.headers.items(),
         }
-        self.server.received.append({**seen, "body_length": len(body)})
+        self.server.received.append(
+            {**seen, "body_length": len(body), "peer": self.client_address}
+        )
         reply = json.dumps(seen).encode()
         self.send_response(self.server.status)
         for key, value in self.server.reply_headers:

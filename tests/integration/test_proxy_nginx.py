@@ -30,6 +30,9 @@ pytestmark = [
 ]
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy" / "nginx"
 NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+# Debian's dynamic modules, loaded as its /etc/nginx/nginx.conf does.
+MODULES = Path("/etc/nginx/modules-enabled")
+LUA_MODULE = Path("/usr/share/nginx/modules/ngx_http_lua_module.so")
 
 
 def nginx_config(tmp: Path, port: int, app_port: int) -> Path:
@@ -48,6 +51,7 @@ def nginx_config(tmp: Path, port: int, app_port: int) -> Path:
         for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")
     )
     main = f"""
+include {MODULES}/*.conf;
 {"user root;" if os.geteuid() == 0 else ""}
 worker_processes 1;
 daemon off;
@@ -69,6 +73,8 @@ http {{
 def nginx_url(app_url, tmp_path):
     if not Path(NGINX).exists():
         missing_service("needs nginx: apt-get install nginx")
+    if not LUA_MODULE.exists():
+        missing_service("needs apt-get install libnginx-mod-http-lua lua-resty-core")
     port = free_port()
     config = nginx_config(tmp_path, port, int(app_url.rsplit(":", 1)[1]))
     process = subprocess.Popen(
@@ -132,3 +138,22 @@ def test_nginx_strips_platform_secrets_and_refuses_traversal(
         answer.read()
         assert answer.status in (400, 404), suffix
     assert len(recorder.received) == count
+
+
+def test_nginx_keeps_connections_to_the_runtime_alive(nginx_url, recorder, alice):
+    """A connection per request costs the runtime more than the request
+    (bench/proxy_bench.py); nginx reuses one, and still asks the app every
+    time (a stopped worker is refused at once)."""
+    from tests.integration.proxy_support import recorded_worker, session_cookie
+
+    worker = recorded_worker(alice, recorder)
+    url = f"{nginx_url}{worker.workspace.base_url}api/status"
+    with httpx.Client(cookies=session_cookie(alice)) as client:
+        for _ in range(5):
+            assert client.get(url).status_code == 200
+        peers = {seen["peer"] for seen in recorder.received}
+        assert len(recorder.received) == 5 and len(peers) == 1, peers
+        worker.status = "stopped"
+        worker.save(update_fields=["status"])
+        assert client.get(url).status_code == 409
+    assert len(recorder.received) == 5
