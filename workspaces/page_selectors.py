@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from workers import states
 from workers.models import EventKind, Worker, WorkerEvent
+from workers.probe import Health
 from workspaces.explain import Explanation, explain_error, explain_stop
 from workspaces.models import Plan, Workspace, WorkspaceMount
 from workspaces.plan_windows import WindowState
@@ -62,6 +63,18 @@ class Row:
         ws = self.workspace
         path = IDE_PATHS.get(ws.ide_kind, ws.proxy_path.lstrip("/"))
         return f"{ws.base_url}{path}"
+
+    @property
+    def answering(self) -> bool:
+        """The runtime was not found down by the probe's last look. Not yet
+        probed counts as answering: a start ends only once the runtime
+        answered its health check."""
+        return self.worker is not None and self.worker.health != Health.UNREACHABLE
+
+    @property
+    def can_open(self) -> bool:
+        """Open is offered only when the IDE is up and answers."""
+        return self.state == states.WorkspaceStatus.RUNNING and self.answering
 
     @property
     def can_start(self) -> bool:

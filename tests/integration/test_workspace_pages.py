@@ -73,6 +73,18 @@ def test_rows_show_state_gpu_project_queue_class_and_actions(client, world, alic
     assert 'name="csrfmiddlewaretoken"' in other
 
 
+def test_open_is_offered_only_while_the_ide_answers(client, alice, world):
+    workspace = WorkspaceFactory(project=world.personal, owner=alice, name="down")
+    worker = WorkerFactory(workspace=workspace, status="ready", health="ready")
+    assert f'href="/w/{workspace.id}/lab"' in _row(page(client, alice), workspace)
+    Worker.objects.filter(pk=worker.pk).update(health="unreachable")
+    row = _row(page(client, alice), workspace)
+    assert "state-running" in row and "/w/" not in row
+    assert "disabled>Open</button>" in row and "IDE not answering" in row
+    detail = page(client, alice, f"/workspaces/{workspace.id}/")
+    assert f'href="/w/{workspace.id}' not in detail and "not answering" in detail
+
+
 def _row(html: str, ws) -> str:
     match = re.search(rf'<tr id="workspace-{ws.id}".*?</tr>', html, re.S)
     assert match, f"no row for {ws.name}"
