@@ -130,7 +130,7 @@ def starts_chart(health: FleetHealth) -> Chart:
         return chart
     share = 100 * totals["failed"] / ended
     chart.note = (
-        f"{ended:,} starts ended: {totals['ready']:,} ready, {totals['failed']:,} "
+        f"{_counted(ended, 'start')} ended: {totals['ready']:,} ready, {totals['failed']:,} "
         f"failed ({share:.1f}%), {totals['cancelled']:,} stopped while starting."
     )
     return _bars_per_bucket(chart, window, series, y_title="Starts ended")
@@ -195,7 +195,7 @@ def reaper_chart(health: FleetHealth) -> Chart:
         chart.empty = _nothing(window, "reaper actions")
         return chart
     total = sum(sum(s.values) for s in series)
-    chart.note = f"{total:,} workers stopped or cleaned up by automation."
+    chart.note = f"{_counted(total, 'worker')} stopped or cleaned up by automation."
     return _bars_per_bucket(chart, window, series, y_title="Actions")
 
 
@@ -221,3 +221,8 @@ def gpu_chart(health: FleetHealth) -> Chart:
     chart.table_head = ["Project", "In use", "Quota"]
     chart.table_rows = [[name, f"{u:g}", f"{q:g}"] for name, u, q in rows]
     return chart
+
+
+def _counted(number: int, noun: str) -> str:
+    """``1 worker``, ``2,000 workers``."""
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"

@@ -300,7 +300,7 @@ def render_svg(chart: Chart) -> str:
         for r in chart.rects
     ]
     parts += [
-        f'<polyline class="{escape(line.css)}" points="{line.points}"/>'
+        f'<polyline class="{escape(line.css)}" points="{escape(line.points)}"/>'
         for line in chart.lines
     ]
     parts += [

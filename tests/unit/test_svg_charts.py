@@ -174,3 +174,11 @@ def test_health_charts_label_hours_in_one_format_with_the_zone():
     )
     assert chart.table_rows[-1] == ["2026-03-10 14:00–15:00 UTC", "2", "0", "0"]
     assert gpu_chart.table_rows == [["ml-team", "1.5", "2"]]
+
+
+def test_notes_count_one_thing_in_the_singular():
+    starts = {"ready": [0] * 23 + [1], "failed": [0] * 24, "cancelled": [0] * 24}
+    reaper = {"idle": [0] * 23 + [1]}
+    charts = health_charts(_health(starts=starts, reaper=reaper))
+    assert charts[0].note.startswith("1 start ended: 1 ready")
+    assert charts[3].note == "1 worker stopped or cleaned up by automation."
