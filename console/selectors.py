@@ -11,23 +11,17 @@ usage (each class's active workers in a subquery).
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from functools import cache
 
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.db.models import (
-    BigIntegerField,
-    CharField,
     Count,
     F,
-    Func,
     OuterRef,
-    Q,
     QuerySet,
     Subquery,
-    Sum,
-    Value,
 )
 from django.db.models.functions import Coalesce
 from django.http import QueryDict
@@ -35,17 +29,16 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.translation import get_language
 
+from console import page_sql
 from console.filters import WorkerConsoleFilter
 from console.forms import Cursor
-from console.rows import NAME_FIELDS, ROW_FIELDS, TIME_FIELDS, ConsoleRow, span
+from console.rows import ConsoleRow, span
 from resource_classes.models import ResourceClass
 from workers import states
 from workers.models import (
     Worker,
     WorkerEvent,
-    WorkerStatusCount,
     counts_kept,
-    stale_q,
 )
 
 # Columns the table never shows; the detail panel reads them on demand.
@@ -136,8 +129,6 @@ VIEW_PERMISSION = "workers.view_worker"
 MANAGE_PERMISSION = "workers.manage_worker"
 ACCESS_PERMISSION = "workers.access_server"
 ZERO_ID = uuid.UUID(int=0)
-# The stale count's key among the summary's status counts: no status.
-STALE_KEY = ""
 # Django caches a user's permissions on the user object; a socket keeps one
 # user object for hours, so its re-checks drop these first.
 _PERMISSION_CACHES = ("_perm_cache", "_user_perm_cache", "_group_perm_cache")
@@ -193,16 +184,20 @@ def console_page(*, user, data: QueryDict) -> ConsolePage:
     """Filter, summarise and page the workers ``user`` may see.
 
     Invalid input yields a page with the bound form's errors and no rows.
+    The two queries are ``console.page_sql``'s, filled from the form.
     """
     filterset = WorkerConsoleFilter(data, queryset=visible_workers(user=user))
     page = ConsolePage(filterset=filterset)
     if not filterset.is_valid():
         return page
     options = filterset.form.cleaned_data
-    filtered = filterset.qs
-    page.summary = console_summary(filterset, user=user, now=page.now)
     page.limit = options["limit"]
-    page.rows, page.older = _keyset_page(filtered, options.get("before"), page.limit)
+    if not can_view_console(user):
+        page.summary = Summary(total=0, active=0, failed=0, stale=0)
+        return page
+    conditions = page_sql.Conditions.of(statuses=filterset.statuses, options=options)
+    page.summary = console_summary(conditions, options, now=page.now)
+    page.rows, page.older = _keyset_page(conditions, options.get("before"), page.limit)
     _flag(
         page.rows,
         page.now,
@@ -212,33 +207,28 @@ def console_page(*, user, data: QueryDict) -> ConsolePage:
     return page
 
 
-def console_summary(filterset: WorkerConsoleFilter, *, user, now: datetime) -> Summary:
+def console_summary(
+    conditions: page_sql.Conditions, options: dict, *, now: datetime
+) -> Summary:
     """Total, active, failed and stale workers the filters match, in one
-    query (the status counts and the stale count, ``UNION ALL``).
+    query (the status counts and the stale count, ``UNION ALL``), for a
+    reader who sees every worker (``visible_workers``).
 
     The status counts come from ``WorkerStatusCount`` (at most 24 rows,
     kept exact by triggers), so they cost the same at any fleet size, with
-    or without terminal workers. They count every worker, so they serve
-    only readers who see every worker and filters by status and backend;
-    a project or user filter counts that project's or user's rows (their
-    index). Stale reads only starting/busy rows past their threshold
+    or without terminal workers. They are per status and backend, so a
+    project or user filter counts that project's or user's rows instead
+    (their index). Stale reads only starting/busy rows past their threshold
     through the status indexes: bounded by the active fleet, not by
     history, and it depends on "now", so it is not kept.
     """
-    queryset = filterset.qs.order_by()
-    options = filterset.form.cleaned_data
-    if _counts_answer(options, user):
-        by_status = _kept_counts(filterset.statuses, options.get("backend"))
-    else:
-        by_status = queryset.values_list("status").annotate(n=Count("id"))
-    stale = (
-        queryset.filter(stale_q(now))
-        .annotate(key=Value(STALE_KEY, output_field=CharField()))
-        .values_list("key")
-        .annotate(n=Count("id"))
+    kept = counts_kept(connection) and not (
+        options.get("project") or options.get("user")
     )
-    counts = dict(by_status.union(stale, all=True))
-    stale_count = counts.pop(STALE_KEY, 0)
+    counts = page_sql.status_counts(
+        conditions, kept=kept, backend=options.get("backend"), now=now
+    )
+    stale_count = counts.pop(page_sql.STALE_KEY, 0)
     return Summary(
         total=sum(counts.values()),
         active=sum(n for s, n in counts.items() if s in states.ACTIVE_STATUSES),
@@ -247,79 +237,17 @@ def console_summary(filterset: WorkerConsoleFilter, *, user, now: datetime) -> S
     )
 
 
-def _counts_answer(options: dict, user) -> bool:
-    """Whether the kept counts are the answer (see ``console_summary``);
-    change together with ``visible_workers``."""
-    if options.get("project") or options.get("user"):
-        return False
-    return counts_kept(connection) and can_view_console(user)
-
-
-def _kept_counts(statuses, backend: str | None) -> QuerySet:
-    counts = WorkerStatusCount.objects.filter(status__in=sorted(statuses))
-    if backend:
-        counts = counts.filter(backend=backend)
-    return counts.values_list("status").annotate(n=Sum("n")).order_by()
-
-
 def _keyset_page(
-    queryset: QuerySet[Worker], before: Cursor | None, limit: int
+    conditions: page_sql.Conditions, before: Cursor | None, limit: int
 ) -> tuple[list[ConsoleRow], Cursor | None]:
     """Newest first on (created_at, id); one extra row says "there is more".
     Plain rows, not models: building 100 models (and, before, their owner,
     project and class) cost more than the query."""
-    if before is not None:
-        # The redundant ``created_at <=`` bounds the index range, so a deep
-        # page starts at its cursor instead of filtering every newer row.
-        queryset = queryset.filter(created_at__lte=before.created_at).filter(
-            Q(created_at__lt=before.created_at)
-            | Q(created_at=before.created_at, id__lt=before.id)
-        )
-    queryset = _with_names(queryset).order_by("-created_at", "-id")
-    rows = _console_rows(queryset[: limit + 1])
+    rows = page_sql.rows(conditions, before, limit + 1)
     if len(rows) <= limit:
         return rows, None
     rows = rows[:limit]
     return rows, Cursor(created_at=rows[-1].created_at, id=rows[-1].id)
-
-
-class _EpochMicros(Func):
-    """A timestamp as integer microseconds since the epoch (exact)."""
-
-    template = "(EXTRACT(EPOCH FROM %(expressions)s) * 1000000)::bigint"
-    output_field = BigIntegerField()
-
-
-EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_PLAIN_FIELDS = tuple(f for f in ROW_FIELDS if f not in TIME_FIELDS) + NAME_FIELDS
-_ROW_NAMES = _PLAIN_FIELDS + TIME_FIELDS
-
-
-def _console_rows(queryset: QuerySet[Worker]) -> list[ConsoleRow]:
-    """The rows' ``ROW_FIELDS`` and names as ``ConsoleRow``s.
-
-    On PostgreSQL the timestamps travel as integer microseconds: Django
-    parses each timestamp's text in Python (about 5 us each, 500 a page,
-    half the rows query's time); an integer is parsed in C and a timedelta
-    rebuilds the same aware UTC datetime exactly.
-    """
-    if connection.vendor != "postgresql":
-        values = queryset.values_list(*_ROW_NAMES)
-        return [ConsoleRow.from_values(_ROW_NAMES, v) for v in values]
-    micros = {f"{name}_us": _EpochMicros(name) for name in TIME_FIELDS}
-    values = queryset.annotate(**micros).values_list(*_PLAIN_FIELDS, *micros)
-    plain = len(_PLAIN_FIELDS)
-    return [
-        ConsoleRow.from_values(
-            _ROW_NAMES,
-            (*v[:plain], *[_moment(us) for us in v[plain:]]),
-        )
-        for v in values
-    ]
-
-
-def _moment(micros: int | None) -> datetime | None:
-    return None if micros is None else EPOCH + timedelta(microseconds=micros)
 
 
 # (slug, label, css class, confirmation): the buttons a manager sees, each
