@@ -198,10 +198,12 @@ def _moment_of_micros(micros: int | None) -> datetime | None:
     return None if micros is None else EPOCH + timedelta(microseconds=micros)
 
 
-def _moment_of_text(text: str | None) -> datetime | None:
-    if text is None:
+def _moment_of_text(value: datetime | str | None) -> datetime | None:
+    """SQLite's stored UTC time: Django's sqlite3 converters give a naive
+    datetime for a declared datetime column, a subquery gives the text."""
+    if value is None:
         return None
-    moment = parse_datetime(text)
+    moment = value if isinstance(value, datetime) else parse_datetime(value)
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
 
 

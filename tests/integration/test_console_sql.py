@@ -22,7 +22,8 @@ from tests.factories import WorkerFactory
 from tests.integration.console_support import make_fleet
 from workers.models import Worker, counts_kept, stale_q
 
-pytestmark = [pytest.mark.django_db, pytest.mark.needs_postgres]
+# Both databases: the rows query reads times and ids differently on each.
+pytestmark = pytest.mark.django_db
 
 STATUS_CHOICES = ([], ["ready"], ["failed", "stopped"], ["starting", "busy", "ready"])
 BACKENDS = ("", "docker", "local", "kubernetes")
