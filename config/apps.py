@@ -6,3 +6,6 @@ class ProjectConfig(AppConfig):
 
     name = "config"
     verbose_name = "Notebook Fleet"
+
+    def ready(self) -> None:
+        from config import checks  # noqa: F401 - registers the system checks

@@ -90,19 +90,24 @@ def _normal(name: str) -> str:
 
 class PackageIndex:
     """A PEP 503 simple index of the wheels in ``directory`` on loopback.
-    ``requests`` lists every path asked for; ``auth`` seen as sent."""
+    ``requests`` lists every path asked for; ``auth`` seen as sent. With
+    ``delay`` set, every answer waits that long (or until the index closes):
+    a slow index."""
 
     def __init__(self, directory: Path, *, extra: tuple[Path, ...] = ()):
         self.directory = directory
         self.directories = (directory, *extra)
         self.requests: list[str] = []
         self.authorizations: list[str] = []
+        self.delay = 0.0
+        self.closing = threading.Event()
         index = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self, head: bool = False):  # noqa: N802
                 index.requests.append(self.path)
                 index.authorizations.append(self.headers.get("Authorization", ""))
+                index.closing.wait(index.delay)
                 body, kind = index.answer(self.path)
                 self.send_response(200 if body is not None else 404)
                 self.send_header("Content-Type", kind)
@@ -157,6 +162,7 @@ class PackageIndex:
         return self
 
     def __exit__(self, *exc) -> None:
+        self.closing.set()
         self.server.shutdown()
         self.server.server_close()
 
@@ -171,3 +177,97 @@ def alpha_beta_index(tmp_path: Path) -> Iterator[PackageIndex]:
     make_wheel(wheels, "beta")
     with PackageIndex(wheels) as index:
         yield index
+
+
+class GitHttpServer:
+    """Git's smart HTTP protocol on loopback: ``git http-backend`` run as a
+    CGI program for the bare repositories under ``root``, behind HTTP basic
+    auth. A request without the right ``Authorization`` gets 401 and a
+    ``WWW-Authenticate`` challenge, as a forge answers a private repository.
+    ``authorizations`` lists the header of every request, as sent."""
+
+    def __init__(self, root: Path, *, username: str, password: str):
+        self.root = root
+        self.expected = (
+            "Basic " + base64.b64encode(f"{username}:{password}".encode()).decode()
+        )
+        self.authorizations: list[str] = []
+        server = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self):  # noqa: N802
+                server.handle(self)
+
+            def do_POST(self):  # noqa: N802
+                server.handle(self)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def url(self, bare: Path) -> str:
+        name = bare.relative_to(self.root)
+        return f"http://127.0.0.1:{self.server.server_port}/{name}"
+
+    def handle(self, request: http.server.BaseHTTPRequestHandler) -> None:
+        authorization = request.headers.get("Authorization", "")
+        self.authorizations.append(authorization)
+        if authorization != self.expected:
+            request.send_response(401)
+            request.send_header("WWW-Authenticate", 'Basic realm="git"')
+            request.send_header("Content-Length", "0")
+            request.end_headers()
+            return
+        status, headers, body = self.backend(request)
+        request.send_response(status)
+        for name, value in headers:
+            request.send_header(name, value)
+        request.send_header("Content-Length", str(len(body)))
+        request.end_headers()
+        request.wfile.write(body)
+
+    def backend(self, request) -> tuple[int, list[tuple[str, str]], bytes]:
+        path, _, query = request.path.partition("?")
+        body = request.rfile.read(int(request.headers.get("Content-Length") or 0))
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "GIT_PROJECT_ROOT": str(self.root),
+            "GIT_HTTP_EXPORT_ALL": "1",
+            "GIT_CONFIG_NOSYSTEM": "1",
+            "GIT_CONFIG_GLOBAL": "/dev/null",
+            "REQUEST_METHOD": request.command,
+            "PATH_INFO": path,
+            "QUERY_STRING": query,
+            "CONTENT_TYPE": request.headers.get("Content-Type", ""),
+            "CONTENT_LENGTH": str(len(body)),
+            "HTTP_CONTENT_ENCODING": request.headers.get("Content-Encoding", ""),
+            "HTTP_GIT_PROTOCOL": request.headers.get("Git-Protocol", ""),
+            "REMOTE_USER": "git",
+            "REMOTE_ADDR": "127.0.0.1",
+        }
+        out = subprocess.run(  # noqa: S603
+            ["git", "http-backend"],
+            env=env,
+            input=body,
+            capture_output=True,
+            check=True,
+        ).stdout
+        head, _, body = out.partition(b"\r\n\r\n")
+        status, headers = 200, []
+        for line in head.decode().splitlines():
+            name, _, value = line.partition(":")
+            if name.lower() == "status":
+                status = int(value.split()[0])
+            else:
+                headers.append((name, value.strip()))
+        return status, headers, body
+
+    def __enter__(self) -> GitHttpServer:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()

@@ -20,6 +20,17 @@ IDLE_MARK = "(idle timeout)"
 class Explanation:
     category: str
     text: str
+    # The entry of the troubleshooting page (workspaces/troubleshooting.html)
+    # that says more, by its anchor; "" when none does.
+    help_anchor: str = ""
+
+
+# Error codes -> the troubleshooting entry for them.
+_HELP_ANCHORS = {
+    "dependency_setup_failed": "dependency-setup-fails",
+    "timeout": "workers-remain-starting",
+    "gateway_unreachable": "runtime-unreachable",
+}
 
 
 _BY_CODE: dict[str, tuple[str, str]] = {
@@ -115,6 +126,7 @@ def explain_error(code: str) -> Explanation:
             "Stop failed",
             "Stopping the runtime failed; the platform keeps retrying. You can "
             "still delete the workspace.",
+            troubleshooting_anchor(code),
         )
     category, text = _BY_CODE.get(
         code,
@@ -124,7 +136,12 @@ def explain_error(code: str) -> Explanation:
             "failing, ask an admin with the details below.",
         ),
     )
-    return Explanation(category, text)
+    return Explanation(category, text, troubleshooting_anchor(code))
+
+
+def troubleshooting_anchor(code: str) -> str:
+    """The troubleshooting entry for a worker's ``error_code`` ("" if none)."""
+    return "stop-fails" if code.startswith("stop_") else _HELP_ANCHORS.get(code, "")
 
 
 def explain_stop(reason: str) -> Explanation | None:

@@ -13,7 +13,7 @@ from workers.models import Worker
 from workers.secret_box import seal
 from workers.services import queueing
 from workspaces.models import FetchPolicy
-from workspaces.services import workspace_start
+from workspaces.services import workspace_start, workspace_stop
 
 
 def workspace_with_repository(
@@ -47,6 +47,15 @@ def start_with_tasks(workspace, monkeypatch) -> Worker:
     tasks.run_all()
     worker.refresh_from_db()
     return worker
+
+
+def stop_with_tasks(workspace, monkeypatch) -> None:
+    """Stop ``workspace`` as its owner and run the queued tasks to the end."""
+    tasks = TaskRecorder()
+    monkeypatch.setattr(queueing, "_send", tasks)
+    with committed():
+        workspace_stop(workspace=workspace, actor=workspace.owner)
+    tasks.run_all()
 
 
 def event_reasons(worker) -> list[str]:

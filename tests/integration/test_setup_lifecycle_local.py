@@ -19,13 +19,21 @@ from tests.integration.setup_lifecycle_support import (
     event_reasons,
     everything_stored,
     start_with_tasks,
+    stop_with_tasks,
     workspace_with_repository,
 )
-from tests.setup_support import PackageIndex, Remote, alpha_beta_index, git, make_wheel
+from tests.setup_support import (
+    GitHttpServer,
+    PackageIndex,
+    Remote,
+    alpha_beta_index,
+    git,
+    make_wheel,
+)
 from workers import states
 from workers.backends import registry
 from workers.backends.local import LocalBackend
-from workers.secret_box import unseal
+from workers.secret_box import seal, unseal
 from workspaces.models import FetchPolicy
 
 pytestmark = [pytest.mark.django_db, pytest.mark.needs_postgres]
@@ -163,3 +171,64 @@ def test_the_ide_runs_the_workspace_kernel_from_its_venv(
         [venv_python, "-c", "import alpha, beta, ipykernel"], check=False
     )
     assert imported.returncode == 0
+
+
+def test_a_private_repository_takes_the_project_token_and_refuses_a_wrong_one(
+    local_backend, remote, index, tmp_path, default_class, monkeypatch, client
+):
+    """Over git's smart HTTP behind basic auth: the project's token clones
+    and never shows; once replaced by a wrong one, the next start fails as a
+    dependency setup failure in plain words and the checkout stays as it was."""
+    user, password = GIT_SECRET.split(":")
+    with GitHttpServer(tmp_path, username=user, password=password) as server:
+        url = server.url(remote.bare)
+        workspace = workspace_with_repository(
+            url, index.url, git_secret=GIT_SECRET, mirror_secret=MIRROR_SECRET
+        )
+        worker = start_with_tasks(workspace, monkeypatch)
+        assert worker.status == states.READY, event_reasons(worker)
+        head = git("rev-parse", "main", cwd=remote.work)
+        assert worker.repository_scope == [f"{url} @ {head}"]
+        assert server.expected in server.authorizations
+        runtime_env = json.dumps(
+            psutil.Process(worker.runtime_ref["extra"]["pid"]).environ()
+        )
+        log = local_backend.logs(local_backend.list_managed()[0], tail=500)
+        for place in (runtime_env, log, everything_stored(worker)):
+            assert "ghtok-4c3b2a190817" not in place
+        stop_with_tasks(workspace, monkeypatch)
+
+        checkout = local_backend.workspaces_dir / str(workspace.id) / "remote"
+        files = sorted(p.name for p in checkout.iterdir())
+        remote.commit({"requirements.txt": "alpha\n", "new.py": "X = 2\n"})
+        workspace.project.git_secret_sealed = seal("deploy:wrong-7d6e5f4a")
+        workspace.project.save()
+        failed = start_with_tasks(workspace, monkeypatch)
+    assert failed.status == states.FAILED, event_reasons(failed)
+    assert failed.error_code == "dependency_setup_failed"
+    assert failed.error_detail.startswith(
+        "setup failed: the repository refused the credentials"
+    )
+    assert git("rev-parse", "HEAD", cwd=checkout) == head
+    assert sorted(p.name for p in checkout.iterdir()) == files
+    assert "wrong-7d6e5f4a" not in everything_stored(failed)
+    client.force_login(workspace.owner)
+    html = client.get(reverse("workspaces:detail", args=[workspace.id])).text
+    assert "Dependency setup failed" in html
+    assert "the repository refused the credentials" in html
+    assert "wrong-7d6e5f4a" not in html and "ghtok-4c3b2a190817" not in html
+
+
+def test_a_setup_step_past_the_setup_timeout_fails_the_start_plainly(
+    local_backend, remote, index, default_class, monkeypatch, settings
+):
+    settings.NOTEBOOK_RUNTIME_SETUP_TIMEOUT_SECONDS = 6
+    index.delay = 60  # the index takes a minute to answer
+    worker = start_with_tasks(_workspace(remote, index), monkeypatch)
+    assert worker.status == states.FAILED, event_reasons(worker)
+    assert worker.error_code == "dependency_setup_failed"
+    assert index.requests  # it was waiting for the index
+    assert worker.error_detail.startswith(
+        "setup failed: the setup step reached its timeout of 6 s "
+        "(NOTEBOOK_RUNTIME_SETUP_TIMEOUT_SECONDS) while uv ran; uv was stopped."
+    )

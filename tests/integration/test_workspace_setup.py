@@ -13,7 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.setup_support import PackageIndex, Remote, alpha_beta_index, git
+from tests.setup_support import (
+    GitHttpServer,
+    PackageIndex,
+    Remote,
+    alpha_beta_index,
+    git,
+    make_wheel,
+)
 from workers.backends import setup_step
 from workers.setup.watched import directory_bytes
 from workers.setup.workspace_setup import installer_config
@@ -37,7 +44,15 @@ def index(tmp_path):
 class Step:
     """Runs the setup step for one workspace directory."""
 
-    def __init__(self, tmp_path: Path, url: str, index: PackageIndex):
+    def __init__(
+        self,
+        tmp_path: Path,
+        url: str,
+        index: PackageIndex,
+        *,
+        python: str = sys.executable,
+    ):
+        self.python_path = python
         self.workspace = tmp_path / "workspace"
         self.workspace.mkdir(parents=True)
         self.config = {
@@ -59,11 +74,11 @@ class Step:
         self.config.update(changes)
         self.path.write_text(json.dumps(self.config))
         env = {
-            "PATH": f"{Path(sys.executable).parent}:/usr/bin:/bin",
+            "PATH": f"{Path(self.python_path).parent}:/usr/bin:/bin",
             "NOTEBOOK_FLEET_SETUP_GIT_SECRET": GIT_TOKEN,
             **(env or {}),
         }
-        argv = [sys.executable, str(setup_step.SCRIPT), "--config", str(self.path)]
+        argv = [self.python_path, str(setup_step.SCRIPT), "--config", str(self.path)]
         return subprocess.run(  # noqa: S603
             [*argv, "--workspace", str(self.workspace)],
             env=env,
@@ -86,6 +101,27 @@ class Step:
 @pytest.fixture
 def step(tmp_path, remote, index):
     return Step(tmp_path, remote.url, index)
+
+
+@pytest.fixture(scope="module")
+def python_without_uv(tmp_path_factory):
+    """An image's Python without uv: a fresh venv (pip only), alone on PATH
+    with /usr/bin and /bin."""
+    venv = tmp_path_factory.mktemp("no-uv") / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)  # noqa: S603
+    assert not (venv / "bin/uv").exists()
+    for directory in ("/usr/bin", "/bin"):
+        assert not Path(directory, "uv").exists()
+    return str(venv / "bin/python")
+
+
+@pytest.fixture(params=["uv", "pip"])
+def installer(request) -> tuple[str, str]:
+    """The installer the step picks, and the Python that makes it pick it:
+    one with uv beside it, or one without (pip)."""
+    if request.param == "uv":
+        return "uv", sys.executable
+    return "pip", request.getfixturevalue("python_without_uv")
 
 
 def test_it_clones_installs_and_registers_the_kernel(step, remote, index):
@@ -136,25 +172,33 @@ def test_it_switches_ref_on_a_clean_tree(step, remote):
     assert f"checked out {feature}" in done.stdout
 
 
-def test_offline_installs_from_the_cache_without_the_index(step, tmp_path, index):
+def test_offline_installs_from_the_cache_without_the_index(
+    tmp_path, remote, index, installer
+):
+    _, python = installer
+    step = Step(tmp_path, remote.url, index, python=python)
     assert step.run().returncode == 0
-    other = Step(tmp_path / "second", step.config["repository_url"], index)
+    other = Step(tmp_path / "second", remote.url, index, python=python)
     other.config["cache_dir"] = step.config["cache_dir"]
     index.requests.clear()
     done = other.run(fetch_policy="offline")
     assert done.returncode == 0, done.stdout
-    assert other.python("import beta; print(beta.VERSION)") == "1.0"
+    assert other.python("import alpha, beta; print(beta.VERSION)") == "1.0"
     assert index.requests == []
 
 
-def test_offline_with_a_missing_package_fails_naming_it(step, remote, index):
+def test_offline_with_a_missing_package_fails_naming_it(
+    tmp_path, remote, index, installer
+):
+    name, python = installer
+    step = Step(tmp_path, remote.url, index, python=python)
     assert step.run().returncode == 0  # alpha and beta are in the cache now
     remote.commit({"requirements.txt": "alpha\ngamma-missing\n"})
     index.requests.clear()
     done = step.run(fetch_policy="offline")
     assert done.returncode == setup_step.EXIT_SETUP_FAILED
     failure = setup_step.failure(done.stdout)
-    assert failure.startswith("setup failed: uv failed")
+    assert failure.startswith(f"setup failed: {name} failed")
     assert "gamma-missing" in failure
     assert index.requests == []
     assert not (
@@ -186,15 +230,19 @@ def test_mirror_config_names_only_the_mirror_and_sends_its_credentials(
     assert "--no-config" in args and "pypi.org" not in json.dumps([args, env])
 
 
-def test_mirror_credentials_reach_the_index_and_never_the_output(step, index):
+def test_mirror_credentials_reach_the_index_and_never_the_output(
+    tmp_path, remote, index, installer
+):
+    step = Step(tmp_path, remote.url, index, python=installer[1])
     done = step.run(
         env={"NOTEBOOK_FLEET_SETUP_INDEX_SECRET": "bot:mirror-pass-123"},
         fetch_policy="mirror",
     )
     assert done.returncode == 0, done.stdout
     basic = "Basic " + base64.b64encode(b"bot:mirror-pass-123").decode()
-    assert basic in index.authorizations
+    assert set(index.authorizations) == {basic}  # every request, the mirror's
     assert "mirror-pass-123" not in done.stdout + done.stderr
+    assert step.python("import beta; print(beta.VERSION)") == "1.0"
 
 
 def test_git_refuses_file_transport_unless_an_admin_allowed_it(step):
@@ -277,3 +325,186 @@ def test_a_fetch_past_the_size_limit_is_stopped_and_the_checkout_kept(step, remo
     assert git("rev-parse", "HEAD", cwd=step.repo) == head
     assert sorted(p.name for p in step.repo.iterdir()) == files
     assert directory_bytes(step.repo / ".git") < 2 * MIB  # no partial pack left
+
+
+@pytest.fixture
+def private(tmp_path, remote):
+    """``remote`` served over git's smart HTTP on loopback, behind basic auth
+    that wants ``GIT_TOKEN``."""
+    user, password = GIT_TOKEN.split(":")
+    with GitHttpServer(tmp_path, username=user, password=password) as server:
+        yield server
+
+
+def _files(repo: Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(repo)): p.read_text()
+        for p in sorted(repo.rglob("*"))
+        if p.is_file() and ".git" not in p.parts
+    }
+
+
+def test_a_private_repository_clones_with_the_project_token(
+    tmp_path, remote, index, private
+):
+    step = Step(tmp_path, private.url(remote.bare), index)
+    done = step.run()
+    assert done.returncode == 0, done.stdout
+    assert git("rev-parse", "HEAD", cwd=step.repo) == git(
+        "rev-parse", "HEAD", cwd=remote.work
+    )
+    assert private.expected in private.authorizations  # the token was sent
+    assert private.authorizations[0] == ""  # only after the server asked
+    assert "tok-9f8e7d6c5b4a" not in done.stdout + done.stderr
+
+
+def test_wrong_credentials_fail_plainly_and_keep_the_checkout(
+    tmp_path, remote, index, private
+):
+    step = Step(tmp_path, private.url(remote.bare), index)
+    assert step.run().returncode == 0
+    (step.repo / "notes.md").write_text("my unsaved work\n")
+    head, files = git("rev-parse", "HEAD", cwd=step.repo), _files(step.repo)
+    remote.commit({"notes.md": "v2 upstream\n", "new.py": "X = 2\n"})
+    done = step.run(env={"NOTEBOOK_FLEET_SETUP_GIT_SECRET": "user:wrong-0a1b2c3d"})
+    assert done.returncode == setup_step.EXIT_SETUP_FAILED, done.stdout
+    failure = setup_step.failure(done.stdout)
+    assert failure.startswith(
+        "setup failed: the repository refused the credentials (the project's git "
+        "secret): ask a project manager to check or replace the deploy key or token."
+    )
+    assert "Authentication failed" in failure  # git's own line, below
+    assert "wrong-0a1b2c3d" not in done.stdout + done.stderr
+    assert git("rev-parse", "HEAD", cwd=step.repo) == head
+    assert _files(step.repo) == files
+    assert git("status", "--porcelain", cwd=step.repo) == "M notes.md"
+
+
+def test_a_clone_with_wrong_credentials_leaves_nothing_behind(
+    tmp_path, remote, index, private
+):
+    step = Step(tmp_path, private.url(remote.bare), index)
+    done = step.run(env={"NOTEBOOK_FLEET_SETUP_GIT_SECRET": "user:wrong-0a1b2c3d"})
+    assert done.returncode == setup_step.EXIT_SETUP_FAILED, done.stdout
+    assert "the repository refused the credentials" in done.stdout
+    assert list(step.workspace.iterdir()) == []
+
+
+def test_a_private_repository_without_a_project_secret_says_so(
+    tmp_path, remote, index, private
+):
+    step = Step(tmp_path, private.url(remote.bare), index)
+    done = step.run(env={"NOTEBOOK_FLEET_SETUP_GIT_SECRET": ""})
+    assert done.returncode == setup_step.EXIT_SETUP_FAILED, done.stdout
+    assert setup_step.failure(done.stdout).startswith(
+        "setup failed: the repository asked for credentials and the project has "
+        "no git secret"
+    )
+
+
+def test_plain_http_is_refused_unless_local_sources_are_allowed(
+    tmp_path, remote, index, private
+):
+    step = Step(tmp_path, private.url(remote.bare), index)
+    done = step.run(allow_local_repository=False)
+    assert done.returncode == setup_step.EXIT_SETUP_FAILED
+    assert "transport 'http' not allowed" in done.stdout
+    assert private.authorizations == []
+
+
+def test_a_checkout_config_that_runs_commands_is_refused_with_the_secret_kept(
+    step, tmp_path
+):
+    """A user writes .git/config in their workspace; the next start's git
+    must not run it next to the project's credentials."""
+    assert step.run().returncode == 0
+    leak = tmp_path / "leak"
+    git(
+        "config",
+        "core.fsmonitor",
+        f'echo "$NF_GIT_PASSWORD" > {leak}; false',
+        cwd=step.repo,
+    )
+    done = step.run()
+    assert done.returncode == setup_step.EXIT_SETUP_FAILED, done.stdout
+    assert "remote/.git/config sets core.fsmonitor" in done.stdout
+    assert not leak.exists()
+
+
+def test_pip_installs_online_where_the_image_has_no_uv(
+    tmp_path, remote, index, python_without_uv
+):
+    step = Step(tmp_path, remote.url, index, python=python_without_uv)
+    done = step.run()
+    assert done.returncode == 0, done.stdout
+    assert "setup: installing with pip (this image has no uv)" in done.stdout
+    assert step.python("import alpha, beta; print(alpha.VERSION)") == "1.0"
+    assert any(r.startswith("/simple/alpha") for r in index.requests)
+    wheels = sorted(p.name for p in (tmp_path / "cache/wheels").iterdir())
+    assert wheels == ["alpha-1.0-py3-none-any.whl", "beta-1.0-py3-none-any.whl"]
+
+
+PYPROJECT = """[project]
+name = "analysis"
+version = "0.1"
+dependencies = ["beta==1.0"]
+"""
+
+
+def _fresh_remote(root: Path, files: dict[str, str]) -> Remote:
+    root.mkdir()
+    remote = Remote(root)
+    remote.commit(files)
+    return remote
+
+
+def _installed(step: Step) -> list[str]:
+    code = "import importlib.util as u; print(*[m for m in ('alpha', 'beta', 'gamma')"
+    return step.python(code + " if u.find_spec(m)])").split()
+
+
+def test_pyproject_dependencies_install_without_a_requirements_txt(tmp_path, index):
+    remote = _fresh_remote(tmp_path / "src", {"pyproject.toml": PYPROJECT})
+    step = Step(tmp_path, remote.url, index)
+    done = step.run()
+    assert done.returncode == 0, done.stdout
+    assert "setup: installing 1 packages" in done.stdout
+    assert _installed(step) == ["beta"]
+
+
+def test_requirement_files_are_read_in_order_txt_pyproject_environment(tmp_path, index):
+    make_wheel(index.directory, "gamma")
+    remote = _fresh_remote(
+        tmp_path / "src",
+        {
+            "requirements.txt": "alpha\n",
+            "pyproject.toml": PYPROJECT,
+            "environment.yml": "dependencies:\n  - pip\n  - pip:\n    - gamma\n",
+        },
+    )
+    found = []
+    for stage in ("all", "no-txt", "no-pyproject"):
+        if stage == "no-txt":
+            git("rm", "--quiet", "requirements.txt", cwd=remote.work)
+        if stage == "no-pyproject":
+            git("rm", "--quiet", "pyproject.toml", cwd=remote.work)
+        if stage != "all":
+            git("commit", "--quiet", "-m", stage, cwd=remote.work)
+            git("push", "--quiet", "origin", "main", cwd=remote.work)
+        step = Step(tmp_path / stage, remote.url, index)
+        done = step.run()
+        assert done.returncode == 0, done.stdout
+        found.append(_installed(step))
+    assert found == [["alpha"], ["beta"], ["gamma"]]
+
+
+def test_a_malformed_pyproject_toml_fails_plainly(tmp_path, index):
+    remote = _fresh_remote(tmp_path / "src", {"pyproject.toml": "[project\n"})
+    step = Step(tmp_path, remote.url, index)
+    done = step.run()
+    assert done.returncode == setup_step.EXIT_SETUP_FAILED, done.stdout + done.stderr
+    assert setup_step.failure(done.stdout).startswith(
+        "setup failed: pyproject.toml is not valid TOML:"
+    )
+    assert "Traceback" not in done.stderr
+    assert not (step.workspace / ".venv").exists()

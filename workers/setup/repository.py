@@ -1,8 +1,11 @@
 """The repository half of the setup step: clone when absent, fetch and
 check the ref out on a clean tree when present, never destroying local
-changes; git confined to https and ssh (file only where an admin allowed
-it), without prompts, hooks or user configuration; the size limit watched
-while git downloads.
+changes; git confined to https and ssh (file, and plain http to a loopback
+server, only where an admin allowed local sources), without prompts, hooks
+or user configuration, and in an existing checkout only when its own
+``.git/config`` holds nothing that runs a command or sends the credentials
+elsewhere; credentials the server refuses said in plain words; the size
+limit watched while git downloads.
 
 A mixin of ``workspace_setup.Setup``, which provides ``config``, ``repo``,
 ``git_secret``, ``run`` and ``say``. Standard library only: shipped next to
@@ -12,14 +15,38 @@ A mixin of ``workspace_setup.Setup``, which provides ``config``, ``repo``,
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 if __package__:
     from .failure import SetupFailed
 else:  # run as a file next to its siblings (containers, init containers)
     from failure import SetupFailed
+
+# What git prints when the server (https or ssh) turned the credentials down
+# or asked for some the step does not have (prompts are disabled).
+_REFUSED = re.compile(
+    r"Authentication failed for|could not read (?:Username|Password) for"
+    r"|terminal prompts disabled|returned error: 403|Permission denied \(publickey"
+)
+# The repository configuration an existing checkout may carry into the step.
+# Anything else is refused: a checkout's .git/config is the user's to write,
+# and keys such as core.fsmonitor, core.sshCommand, filter.*, url.*.insteadOf
+# or credential.helper would run commands, or send the project's credentials
+# elsewhere, from inside the step that holds them.
+_SAFE_CONFIG = re.compile(
+    r"^(?:core\.(?:repositoryformatversion|filemode|bare|logallrefupdates"
+    r"|ignorecase|precomposeunicode|symlinks|autocrlf|eol|safecrlf|quotepath)"
+    r"|extensions\.objectformat"
+    r"|remote\..+\.(?:url|pushurl|fetch|push|tagopt|prune)"
+    r"|branch\..+\.(?:remote|pushremote|merge|rebase|description)"
+    r"|(?:user|author|committer|color|advice|column|help|i18n|init|log|status"
+    r"|pull|push|alias|rerere)\..+)$"
+)
+_LOOPBACK = ("127.0.0.1", "::1", "localhost")
 
 
 class RepositoryCheckout:
@@ -36,13 +63,39 @@ class RepositoryCheckout:
     def git(
         self, *args: str, cwd: Path | None = None, env: dict, watch: Path | None = None
     ) -> str:
-        allowed = ["https", "ssh"] + (
-            ["file"] if self.config.get("allow_local_repository") else []
-        )
         config = ["-c", "protocol.allow=never", "-c", "core.hooksPath=/dev/null"]
-        for proto in allowed:
+        for proto in self.transports():
             config += ["-c", f"protocol.{proto}.allow=always"]
-        return self.run(["git", *config, *args], env=env, cwd=cwd, watch=watch)
+        if "http" in self.transports():
+            config += ["-c", "http.followRedirects=false"]
+        try:
+            return self.run(["git", *config, *args], env=env, cwd=cwd, watch=watch)
+        except SetupFailed as exc:
+            if _REFUSED.search(exc.output):
+                raise SetupFailed(self.refused(), exc.output) from exc
+            raise
+
+    def transports(self) -> list[str]:
+        """https and ssh; where an admin allowed local sources, also file and
+        plain http to a server on this host's loopback (no network between)."""
+        if not self.config.get("allow_local_repository"):
+            return ["https", "ssh"]
+        url = urlsplit(self.config["repository_url"])
+        loopback = url.scheme == "http" and url.hostname in _LOOPBACK
+        return ["https", "ssh", "file"] + (["http"] if loopback else [])
+
+    def refused(self) -> str:
+        if self.git_secret:
+            return (
+                "the repository refused the credentials (the project's git "
+                "secret): ask a project manager to check or replace the deploy "
+                "key or token. The workspace's files were left as they were"
+            )
+        return (
+            "the repository asked for credentials and the project has no git "
+            "secret: ask a project manager to add a deploy key or token. The "
+            "workspace's files were left as they were"
+        )
 
     def git_env(self, scratch: Path) -> dict[str, str]:
         """Git's environment: no prompts, no user or system config, and the
@@ -109,6 +162,7 @@ class RepositoryCheckout:
         partial.rename(self.repo)
 
     def update(self, url: str, ref: str, env: dict) -> None:
+        self.check_local_config(env)
         self.say("fetching")
         try:
             self.git(
@@ -186,6 +240,23 @@ class RepositoryCheckout:
             env=env,
         )
         return head.strip().removeprefix("origin/")
+
+    def check_local_config(self, env: dict) -> None:
+        """``SetupFailed`` naming the first key of the checkout's own git
+        configuration (includes followed) outside ``_SAFE_CONFIG``."""
+        listed = self.git(
+            "config", "--list", "--null", "--show-scope", cwd=self.repo, env=env
+        )
+        fields = listed.split("\0")
+        for scope, entry in zip(fields[::2], fields[1::2], strict=False):
+            key = entry.split("\n", 1)[0]
+            if scope != "command" and not _SAFE_CONFIG.match(key.lower()):
+                raise SetupFailed(
+                    f"{self.repo.name}/.git/config sets {key}, which the setup step "
+                    "does not run next to the project's credentials: remove it "
+                    f"(git config --unset {key}) and start again. The "
+                    "workspace's files were left as they were"
+                )
 
     @property
     def max_repository_bytes(self) -> int:

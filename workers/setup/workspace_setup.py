@@ -28,6 +28,11 @@ Contract:
   changes"). A failed clone leaves no directory behind.
 - A hash of the requirement file, the fetch policy and the kernel packages
   is written last; the same hash next time skips the install entirely.
+- Packages install with uv where the image has it, with pip otherwise
+  (said in the progress); pip goes through a wheelhouse in the dependency
+  cache, so ``offline`` works with it too (``pip_config``).
+- Every command runs under the setup timeout (``timeout_seconds``); one
+  that passes it is stopped and the failure names the setting.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import time
 import tomllib
 from pathlib import Path
@@ -63,6 +69,7 @@ SECRET_ENV = (GIT_SECRET_ENV, INDEX_SECRET_ENV)
 SECRET_FILES = {"git-secret": GIT_SECRET_ENV, "index-secret": INDEX_SECRET_ENV}
 REQUIREMENT_FILES = ("requirements.txt", "pyproject.toml", "environment.yml")
 HASH_FILE = ".notebook-fleet-requirements.sha256"
+WHEELHOUSE = "wheels"  # in the dependency cache: what pip installs from
 # requirements.txt lines that fetch from somewhere of their own choosing.
 _OUTSIDE_POLICY = re.compile(
     r"^\s*(?:-i\b|--index-url|--extra-index-url|-f\b|--find-links|--trusted-host"
@@ -89,6 +96,31 @@ def installer_config(
     return args, env
 
 
+def pip_config(
+    *, policy: str, index_url: str, cache_dir: Path, index_secret: str = ""
+) -> tuple[list[str] | None, list[str], dict[str, str]]:
+    """pip's ``(download, install, env)`` for ``policy``, where uv is
+    missing. pip's own cache cannot install without an index, so the cache
+    keeps a wheelhouse: ``online`` and ``mirror`` fill it from their one
+    index (``download``: ``pip wheel``, sources built once), then every
+    policy installs from it alone (``--no-index --find-links``); ``offline``
+    has no download step. No pip configuration file is read."""
+    wheels = str(cache_dir / WHEELHOUSE)
+    env = {
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_CACHE_DIR": str(cache_dir / "pip"),
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",  # it would ask pypi.org
+        "PIP_NO_INPUT": "1",
+    }
+    install = ["install", "--no-index", "--find-links", wheels]
+    if policy == "offline":
+        return None, install, env
+    if not index_url:
+        raise SetupFailed(f"the {policy} fetch policy has no index URL configured")
+    env["PIP_INDEX_URL"] = _with_credentials(index_url, index_secret)
+    return ["wheel", "--find-links", wheels, "--wheel-dir"], install, env
+
+
 def _with_credentials(url: str, secret: str) -> str:
     if not secret:
         return url
@@ -105,8 +137,8 @@ class Setup(RepositoryCheckout):
         self.secrets = tuple(
             s for v in secrets.values() if v for s in (v, *v.split(":", 1))
         )
-        timeout = config.get("timeout_seconds") or 600
-        self.deadline = time.monotonic() + timeout
+        self.timeout = config.get("timeout_seconds") or 600
+        self.deadline = time.monotonic() + self.timeout
         self.cache_dir = Path(config["cache_dir"])
         name = config["repository_url"].rstrip("/").rsplit("/", 1)[-1]
         name = name.rsplit(":", 1)[-1].removesuffix(".git") or "repository"
@@ -126,9 +158,9 @@ class Setup(RepositoryCheckout):
         """``argv``'s standard output. ``SetupFailed`` with its last lines
         when it fails, is missing, passes the setup deadline, or grows
         ``watch`` past the repository size limit."""
-        program = Path(argv[0]).name
+        program = "pip" if argv[1:3] == ["-m", "pip"] else Path(argv[0]).name
         if self.deadline <= time.monotonic():
-            raise SetupFailed("the setup timeout was reached")
+            raise SetupFailed(self.timed_out(f"before {program} could run"))
         try:
             done = run_watched(
                 argv,
@@ -146,10 +178,22 @@ class Setup(RepositoryCheckout):
         if done.stopped == "size":
             raise SetupFailed(self.too_big(done.size, "while downloading; stopped"))
         if done.stopped == "timeout":
-            raise SetupFailed(f"{program} hit the setup timeout", _tail(done))
+            raise SetupFailed(
+                self.timed_out(f"while {program} ran; {program} was stopped"),
+                _tail(done),
+            )
         if done.returncode != 0:
             raise SetupFailed(f"{program} failed", _tail(done))
         return done.stdout
+
+    def timed_out(self, when: str) -> str:
+        return (
+            f"the setup step reached its timeout of {self.timeout} s "
+            f"(NOTEBOOK_RUNTIME_SETUP_TIMEOUT_SECONDS) {when}. A slow git server "
+            "or package index, or a very large repository or requirements file, "
+            "causes this: ask an admin to check them, or to raise the setting "
+            "(it stays below NOTEBOOK_RUNTIME_START_TIMEOUT_SECONDS)"
+        )
 
     # --- dependencies ---------------------------------------------------------
 
@@ -174,8 +218,7 @@ class Setup(RepositoryCheckout):
         if path.suffix in (".yml", ".yaml"):
             lines = self.environment_requirements(path)
         elif path.suffix == ".toml":
-            project = tomllib.loads(path.read_text()).get("project", {})
-            lines = list(project.get("dependencies", []))
+            lines = self.project_requirements(path)
         else:
             lines = [ln.split(" #")[0].strip() for ln in path.read_text().splitlines()]
             lines = [ln for ln in lines if ln and not ln.startswith("#")]
@@ -188,6 +231,27 @@ class Setup(RepositoryCheckout):
                     "list package names and versions only"
                 )
         return lines
+
+    def project_requirements(self, path: Path) -> list[str]:
+        """``[project] dependencies`` of a pyproject.toml (the project itself
+        is not installed); a note when there are none to read."""
+        try:
+            project = tomllib.loads(path.read_text()).get("project", {})
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise SetupFailed(f"{path.name} is not valid TOML: {exc}") from exc
+        dependencies = project.get("dependencies", [])
+        if not isinstance(dependencies, list) or not all(
+            isinstance(d, str) for d in dependencies
+        ):
+            raise SetupFailed(
+                f"{path.name}: [project] dependencies must be a list of strings"
+            )
+        if "dependencies" in project.get("dynamic", []) or not dependencies:
+            self.say(
+                f"{path.name} lists no [project] dependencies to install "
+                "(dynamic ones and other tools' tables are not read)"
+            )
+        return dependencies
 
     def environment_requirements(self, path: Path) -> list[str]:
         """A conda environment file's requirements for uv (no conda runs
@@ -271,35 +335,44 @@ class Setup(RepositoryCheckout):
         return python
 
     def pip_install(self, python: Path, packages: list[str]) -> None:
-        policy = self.config.get("fetch_policy", "online")
-        cache = self.cache_dir
-        cache.mkdir(parents=True, exist_ok=True)
-        args, env = installer_config(
-            policy=policy,
-            index_url=self.config.get("index_url", ""),
-            cache_dir=cache,
-            index_secret=self.index_secret,
-        )
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        source = {
+            "policy": self.config.get("fetch_policy", "online"),
+            "index_url": self.config.get("index_url", ""),
+            "cache_dir": self.cache_dir,
+            "index_secret": self.index_secret,
+        }
+        uv = self.uv()
+        if uv is None:
+            self.say("installing with pip (this image has no uv)")
+            self.pip_wheelhouse_install(python, packages, source)
+            return
+        self.say("installing with uv")
+        args, env = installer_config(**source)
         env = {**self.base_env(), **env}
         if self.config.get("link_mode"):  # the cache is on another volume
             env["UV_LINK_MODE"] = self.config["link_mode"]
-        uv = self.uv()
-        if uv:
-            argv = [uv, "pip", "install", "--python", str(python), *args, *packages]
-        else:  # pip: the same policy in pip's words
-            argv = [
-                str(python),
-                "-m",
-                "pip",
-                "install",
-                "--cache-dir",
-                str(cache / "pip"),
-            ]
-            argv += ["--no-index"] if policy == "offline" else []
-            env["PIP_INDEX_URL"] = env.pop("UV_DEFAULT_INDEX", "")
-            env["PIP_CONFIG_FILE"] = os.devnull
-            argv += packages
+        argv = [uv, "pip", "install", "--python", str(python), *args, *packages]
         self.run(argv, env=env, cwd=self.workspace)
+
+    def pip_wheelhouse_install(
+        self, python: Path, packages: list[str], source: dict
+    ) -> None:
+        """``pip_config``'s two steps. Wheels are built into a directory of
+        their own, then renamed into the wheelhouse one by one, so another
+        workspace's offline install never reads half a wheel."""
+        download, install, env = pip_config(**source)
+        env = {**self.base_env(), **env}
+        pip = [str(python), "-m", "pip"]
+        wheelhouse = self.cache_dir / WHEELHOUSE
+        wheelhouse.mkdir(exist_ok=True)
+        if download is not None:
+            with tempfile.TemporaryDirectory(dir=self.cache_dir) as incoming:
+                argv = [*pip, *download, incoming, *packages]
+                self.run(argv, env=env, cwd=self.workspace)
+                for wheel in Path(incoming).glob("*.whl"):
+                    os.replace(wheel, wheelhouse / wheel.name)
+        self.run([*pip, *install, *packages], env=env, cwd=self.workspace)
 
     def write_kernel_spec(self, python: Path) -> None:
         """A kernel spec named after the workspace, in the data directory the
