@@ -5,12 +5,16 @@ resourcequotas, namespaces and priorityclasses, and pod logs. The real
 ``kubernetes`` client talks to it over TCP.
 
 ``?watch=1`` streams changes after a resourceVersion (chunked JSON lines),
-with BOOKMARK events when asked, and an ERROR 410 Gone event for a version
-older than the kept history (``compact()`` forgets it, as etcd does).
+with BOOKMARK events (the current resourceVersion) only when
+``allowWatchBookmarks`` asks for them, and an ERROR 410 Gone event for a
+version older than the kept history (``compact()`` forgets it, as etcd
+does).
 
 It checks what a real API server checks (``fake_kube_rules``): names, label
-keys and values (422), the OpenAPI schema, set-based selectors, Pod Security
-levels from namespace labels, a pod's PriorityClass, and ResourceQuota
+keys and values (422), the OpenAPI schema at 1.34 and 1.37 (422), label
+selectors, set-based ones too (``fake_kube_selectors``: one it cannot parse
+is a 400 on a list or a watch), Pod Security levels from namespace labels,
+a pod's PriorityClass, and ResourceQuota
 admission with its 403 "exceeded quota" (``fake_kube_quota``; a quota's
 ``status.used`` is kept current). Every write bumps
 ``resourceVersion``; a replace or a delete with a stale one answers 409. A
@@ -33,12 +37,14 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from tests.backends import fake_kube_quota as quota
 from tests.backends import fake_kube_rules as rules
+from tests.backends import fake_kube_selectors as selectors
 from tests.backends.jupyter_stub import LoopbackServer
 
 PATH = re.compile(
@@ -86,7 +92,8 @@ class FakeKubeAPI:
         self.changed = threading.Condition(self.lock)
         # (version, type, plural, namespace, object JSON) of recent writes.
         self.history: deque = deque(maxlen=history)
-        self.compacted = 0  # watches from before this version get 410
+        self.compacted = 0  # the oldest version a watch may start from
+        self.epoch = 0  # bumped by compact(): the live watches end
         self.bookmark_seconds = 0.5
         self.stopping = False
         self.server: LoopbackServer | None = None
@@ -96,6 +103,8 @@ class FakeKubeAPI:
     # --- lifecycle ----------------------------------------------------------
 
     def start(self) -> FakeKubeAPI:
+        if self.schema:
+            rules.preload((KINDS[p], _api_version(p)) for p in KINDS)
         handler = type("Handler", (_Handler,), {"api": self})
         # A deep accept backlog: benchmarks open hundreds of connections.
         server = type("FakeKubeServer", (LoopbackServer,), {"request_queue_size": 1024})
@@ -165,11 +174,18 @@ class FakeKubeAPI:
             self._refresh_quotas("pods", namespace)
 
     def compact(self) -> None:
-        """Forget the change history (etcd compaction): a watch from any
-        version seen so far answers 410 Gone."""
-        with self.lock:
+        """etcd compaction while the watches are cut (an API server restart):
+        every live watch ends and the change history is forgotten, so
+        resuming from any version handed out so far answers 410 Gone. The
+        version moves on (writes to kinds nobody here watches), so a list
+        afterwards answers a version a watch can start from. Were a live
+        watch to go on, a write or a bookmark it got after the compaction
+        would carry it past it, and its resume would get no 410."""
+        with self.changed:
             self.history.clear()
-            self.compacted = self.version + 1
+            self.compacted = int(self._next_version())
+            self.epoch += 1
+            self.changed.notify_all()
 
     def add_event(
         self,
@@ -220,6 +236,8 @@ class FakeKubeAPI:
         with self.lock:
             try:
                 return self._dispatch(method, plural, ns, name, query, body)
+            except rules.BadRequest as exc:
+                return 400, _status(400, "BadRequest", str(exc))
             except rules.Invalid as exc:
                 return 422, _status(422, "Invalid", str(exc))
             except rules.Forbidden as exc:
@@ -254,18 +272,19 @@ class FakeKubeAPI:
         return 405, _status(405, "MethodNotAllowed", method)
 
     def _list(self, plural: str, ns: str, query: dict) -> dict:
-        labels, fields = query.get("labelSelector", ""), query.get("fieldSelector", "")
+        wanted = selectors.parse(query.get("labelSelector", ""))
+        fields = query.get("fieldSelector", "")
         items = [
             o
             for (p, n, _), o in self.objects.items()
             if p == plural
             and (n == ns or not ns)
-            and rules.label_matches(o.get("metadata", {}).get("labels") or {}, labels)
-            and rules.field_matches(o, fields)
+            and selectors.matches(wanted, o.get("metadata", {}).get("labels") or {})
+            and selectors.field_matches(o, fields)
         ]
         return {
             "kind": f"{KINDS[plural]}List",
-            "apiVersion": "v1",
+            "apiVersion": _api_version(plural),
             "items": items,
             "metadata": {"resourceVersion": str(self.version)},
         }
@@ -393,18 +412,28 @@ class FakeKubeAPI:
         version = int(obj["metadata"]["resourceVersion"])
         self.history.append((version, kind, key[0], key[1], json.dumps(obj)))
         if len(self.history) == self.history.maxlen:
-            self.compacted = self.history[0][0]
+            # A watch from just before the oldest kept change misses nothing.
+            self.compacted = self.history[0][0] - 1
         self.changed.notify_all()
 
-    def watch(self, plural: str, ns: str, query: dict):
-        """Yield watch event dicts after ``resourceVersion`` until the
-        watch's timeout or the server stops (what ``?watch=1`` streams).
-        Events are collected under the lock and sent outside it."""
+    def watch(self, plural: str, ns: str, query: dict) -> Iterator[dict]:
+        """The watch event dicts ``?watch=1`` streams; raises
+        ``rules.BadRequest`` at once for a selector it cannot parse."""
+        wanted = selectors.parse(query.get("labelSelector", ""))
+        return self._events(plural, ns, query, wanted)
+
+    def _events(
+        self, plural: str, ns: str, query: dict, wanted: list[selectors.Requirement]
+    ):
+        """Events after ``resourceVersion`` until the watch's timeout, a
+        ``compact()`` or the server stops. Collected under the lock, sent
+        outside it."""
         since = int(query.get("resourceVersion") or 0)
         deadline = time.monotonic() + float(query.get("timeoutSeconds") or 300)
-        bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
-        selector = query.get("labelSelector", "")
-        if since and since < self.compacted:
+        bookmarks = _flag(query.get("allowWatchBookmarks"))
+        with self.lock:
+            epoch, expired = self.epoch, since and since < self.compacted
+        if expired:
             yield {"type": "ERROR", "object": _status(410, "Expired", "too old")}
             return
         while not self.stopping and time.monotonic() < deadline:
@@ -413,6 +442,8 @@ class FakeKubeAPI:
                 if not fresh:
                     self.changed.wait(self.bookmark_seconds)
                     fresh = [h for h in self.history if h[0] > since]
+                if self.epoch != epoch:
+                    return  # cut by compact()
                 latest = self.version
             for version, kind, p, n, text in fresh:
                 since = version
@@ -421,7 +452,7 @@ class FakeKubeAPI:
                 if (
                     p == plural
                     and (n == ns or not ns)
-                    and rules.label_matches(labels, selector)
+                    and selectors.matches(wanted, labels)
                 ):
                     yield {"type": kind, "object": obj}
             if not fresh and bookmarks:
@@ -456,14 +487,24 @@ class FakeKubeAPI:
 
 
 def _bookmark(plural: str, version: int) -> dict:
+    """An object of the watched kind with only its resourceVersion set."""
     return {
         "type": "BOOKMARK",
         "object": {
             "kind": KINDS[plural],
-            "apiVersion": "v1",
+            "apiVersion": _api_version(plural),
             "metadata": {"resourceVersion": str(version)},
         },
     }
+
+
+def _api_version(plural: str) -> str:
+    return f"{GROUPS[plural]}/v1" if plural in GROUPS else "v1"
+
+
+def _flag(value: str | None) -> bool:
+    """A boolean query parameter as Go's ``strconv.ParseBool`` reads it."""
+    return value in ("1", "t", "T", "true", "TRUE", "True")
 
 
 def _deleting(obj: dict) -> bool:
@@ -509,7 +550,9 @@ class _Handler(BaseHTTPRequestHandler):
         self.api.requests.append((method, parts.path))
         if self.api.delay:
             time.sleep(self.api.delay)
-        status, payload = self.api.handle(method, parts.path, query, body)
+        self._answer(*self.api.handle(method, parts.path, query, body))
+
+    def _answer(self, status: int, payload: dict | str) -> None:
         data = (
             payload.encode()
             if isinstance(payload, str)
@@ -525,7 +568,8 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _stream(self, path: str, query: dict) -> None:
-        """A watch: chunked JSON lines, one per event."""
+        """A watch: chunked JSON lines, one per event; a selector it cannot
+        parse is a 400 before the stream, like a list."""
         match = PATH.match(path)
         failure = match and self.api._take_failure("WATCH", match["plural"])
         if not match or failure:
@@ -534,12 +578,17 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", "0")
             self.end_headers()
             return
+        try:
+            events = self.api.watch(match["plural"], match["ns"] or "", query)
+        except rules.BadRequest as exc:
+            self._answer(400, _status(400, "BadRequest", str(exc)))
+            return
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Transfer-Encoding", "chunked")
         self.end_headers()
         try:
-            for event in self.api.watch(match["plural"], match["ns"] or "", query):
+            for event in events:
                 line = json.dumps(event).encode() + b"\n"
                 self.wfile.write(b"%x\r\n%s\r\n" % (len(line), line))
                 self.wfile.flush()

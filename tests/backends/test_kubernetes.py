@@ -27,7 +27,7 @@ from workers.backends.base import BackendError, ErrorCode, Mount, Phase
 from workers.backends.kubernetes_gpu import claim_shares
 from workers.backends.kubernetes_manifests import is_gpu_bound, secret_manifest
 from workers.backends.kubernetes_site import Site
-from workers.backends.kubernetes_watch import Reflector, RuntimeWatch
+from workers.backends.kubernetes_watch import Reflector
 
 
 @pytest.fixture
@@ -644,9 +644,15 @@ def test_the_shared_watch_answers_observe_without_a_request_per_poll(api, watche
         podIP="127.0.0.1",
         containerStatuses=[{"name": "runtime", "ready": True}],
     )
-    observation = wait_for_phase(watched, ref, {Phase.RUNNING}, 10)
-    assert observation.phase == Phase.RUNNING
-    assert "Scheduled: assigned to node-1" in observation.events
+
+    def running_with_its_event():
+        # Pods and events come through two watches, each on its own thread:
+        # the pod's new phase may be in before the event written first.
+        seen = watched.observe(ref)
+        scheduled = "Scheduled: assigned to node-1" in seen.events
+        return seen.phase == Phase.RUNNING and scheduled
+
+    wait_until(running_with_its_event, "the running pod and its event", 10)
     for _ in range(20):
         watched.observe(ref)
     assert single_gets(api, ref) == 0
@@ -656,34 +662,20 @@ def test_the_shared_watch_answers_observe_without_a_request_per_poll(api, watche
     assert wait_for_phase(watched, ref, {Phase.NOT_FOUND}, 10).phase == Phase.NOT_FOUND
 
 
-def test_the_watch_lists_again_after_410_gone(api):
-    backend = kube_backend(api, watch=True)
-    backend.watch = RuntimeWatch(
-        backend.core,
-        backend.networking,
-        backend.resource,
-        backend.site,
-        1.0,
-        watch_seconds=1,
+def test_the_watch_lists_again_after_410_gone(api, watched):
+    assert watched.watch.wait_synced(10)
+    path = "/api/v1/namespaces/notebooks/pods"
+    wait_until(lambda: ("WATCH", path) in api.requests, "the pod watch", 10)
+    lists = api.requests.count(("GET", path))
+    # The compaction cuts the live watch (FakeKubeAPI.compact), so the
+    # write right after it cannot carry the watch's version past it: the
+    # resume from the old version is 410 Gone, whatever the timing.
+    api.compact()
+    ref = watched.launch(make_spec())
+    wait_until(
+        lambda: api.requests.count(("GET", path)) > lists, "a new list after 410", 10
     )
-    try:
-        assert backend.watch.wait_synced(10)
-        lists = api.requests.count(("GET", "/api/v1/namespaces/notebooks/pods"))
-        # The watch's next resourceVersion is too old. Nothing is written
-        # until the list: a write the live watch sees first would carry its
-        # version past the compaction, and that resume is valid, no 410.
-        api.compact()
-        wait_until(
-            lambda: (
-                api.requests.count(("GET", "/api/v1/namespaces/notebooks/pods")) > lists
-            ),
-            "a new list after 410",
-            10,
-        )
-        ref = backend.launch(make_spec())
-        assert wait_until(lambda: backend.watch.pods.get(ref.name), "the pod", 10)
-    finally:
-        backend.close()
+    assert wait_until(lambda: watched.watch.pods.get(ref.name), "the pod", 10)
 
 
 def test_the_watch_keeps_bounded_memory(api, backend):
