@@ -5,9 +5,13 @@ import logging
 import sys
 
 import pytest
+from hypothesis import given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from workers.sanitize import (
     REDACTED,
+    may_hold_secret,
     redact,
     redact_json,
     sanitize,
@@ -251,3 +255,45 @@ def test_a_celery_workers_own_log_handlers_sanitize(capsys):
     assert (
         capsys.readouterr().out == f"[WARNING] task failed: connect redis://{R}@r:1/0\n"
     )
+
+
+# --- The fast path: text no pattern can match is returned without them ------
+
+FRAGMENTS = [
+    *("tok", "en", "pass", "wd", "word", "p", "secret", "key", "api", "_", "-"),
+    *("auth", "Authorization", "Cookie", "sess", "ion", "id", "signature"),
+    *("Bearer ", "@", ":", "://", "https", "=", " ", '"', "'", "--", "aws"),
+    *("A1b2C3d4E5f6G7h8", "AKIA", "ghp_", "github_pat_", "xoxb-", "eyJ", "."),
+    *("-----BEGIN", " PRIVATE KEY-----", "-----END", "\n", "credential", "x"),
+]
+
+
+def _every_pattern(text: str) -> str:
+    from workers.sanitize import _PATTERNS
+
+    for pattern, replacement in _PATTERNS:
+        text = pattern.sub(replacement, text)
+    return text
+
+
+@given(st.lists(st.sampled_from(FRAGMENTS), max_size=12).map("".join))
+@hypothesis_settings(max_examples=400, deadline=None)
+def test_the_fast_path_gives_what_every_pattern_gives(text):
+    assert sanitize(text, max_chars=None) == _every_pattern(text)
+
+
+@pytest.mark.parametrize("text", [t for t, _ in REDACTED_CASES])
+def test_every_redacted_format_takes_the_full_path(text):
+    assert may_hold_secret(text)
+
+
+def test_an_access_line_takes_the_fast_path_and_a_token_in_it_does_not():
+    line = '127.0.0.1:5555 - "GET /w/3f1c2a9e/api/status HTTP/1.1" 200'
+    assert not may_hold_secret(line)
+    assert may_hold_secret(line.replace("status", "status?token=abc"))
+
+
+def test_non_ascii_text_always_takes_the_full_path():
+    # Under IGNORECASE "ſ" (long s) matches "s": "paſsword" is a password key.
+    assert may_hold_secret("paſsword=hunter2")
+    assert sanitize("paſsword=hunter2") == f"paſsword={R}"
