@@ -207,9 +207,14 @@ class GitHttpServer:
         self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
+    @property
+    def host(self) -> str:
+        """``127.0.0.1:<port>``: what a project's git secret is bound to."""
+        return f"127.0.0.1:{self.server.server_port}"
+
     def url(self, bare: Path) -> str:
         name = bare.relative_to(self.root)
-        return f"http://127.0.0.1:{self.server.server_port}/{name}"
+        return f"http://{self.host}/{name}"
 
     def handle(self, request: http.server.BaseHTTPRequestHandler) -> None:
         authorization = request.headers.get("Authorization", "")

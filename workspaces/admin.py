@@ -11,6 +11,7 @@ from workspaces.models import (
     Workspace,
     WorkspaceMount,
 )
+from workspaces.validators import git_hosts
 
 
 @admin.register(Group)
@@ -51,7 +52,8 @@ class VolumeInline(admin.TabularInline):
 
 class ProjectAdminForm(forms.ModelForm):
     """Project secrets are write-only: a blank field keeps the stored one,
-    "clear" removes it, and the stored value is never rendered back."""
+    "clear" removes it, and the stored value is never rendered back. The git
+    secret is kept only with the host(s) it is for (shown: not secret)."""
 
     package_mirror_url = forms.URLField(
         label="Package mirror index URL",
@@ -64,8 +66,9 @@ class ProjectAdminForm(forms.ModelForm):
         required=False,
         strip=True,
         widget=forms.PasswordInput(render_value=False),
-        help_text="A token (or user:token) for https, or an SSH deploy key. "
-        "Stored encrypted; leave blank to keep the current one.",
+        help_text="A token (or user:token) for https, or an SSH deploy key, "
+        "for the git host(s) above. Stored encrypted; leave blank to keep the "
+        "current one.",
     )
     clear_git_secret = forms.BooleanField(required=False)
     mirror_secret = forms.CharField(
@@ -91,7 +94,27 @@ class ProjectAdminForm(forms.ModelForm):
             "plan",
             "fetch_policy",
             "package_mirror_url",
+            "git_secret_hosts",
         ]
+
+    def clean_git_secret_hosts(self) -> str:
+        return ", ".join(git_hosts(self.cleaned_data["git_secret_hosts"]))
+
+    def clean(self):
+        data = super().clean()
+        keeps_secret = not data.get("clear_git_secret") and (
+            data.get("git_secret") or self.instance.git_secret_sealed
+        )
+        # A refused entry already has its own message.
+        named = data.get("git_secret_hosts") or "git_secret_hosts" in self.errors
+        if keeps_secret and not named:
+            self.add_error(
+                "git_secret_hosts",
+                "Name the git host(s) the git credentials are for, e.g. "
+                "github.com: git gets them only for repositories on those "
+                "hosts. Or clear the credentials.",
+            )
+        return data
 
     def save(self, commit=True):
         project = super().save(commit=False)

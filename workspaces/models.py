@@ -12,8 +12,10 @@ from resource_classes import quantities
 from workspaces import plan_windows
 from workspaces.validators import (
     dns_label,
+    git_hosts,
     image_reference,
     mount_path,
+    split_git_hosts,
     workspace_repository_url,
 )
 from workspaces.validators import repository_ref as valid_ref
@@ -239,6 +241,20 @@ class Project(models.Model):
     # write-only fields, never shown back.
     git_secret_sealed = models.TextField(blank=True, editable=False)
     mirror_secret_sealed = models.TextField(blank=True, editable=False)
+    # Not secret: the hosts the git secret may go to. A workspace's URL is
+    # its user's to choose; without this binding any member could point one
+    # at their own server and receive the project's token.
+    git_secret_hosts = models.CharField(
+        "git credentials hosts",
+        max_length=500,
+        blank=True,
+        validators=[git_hosts],
+        help_text="The git host(s) the git credentials are for, e.g. github.com "
+        "or git.example.org:8443 (commas between several). Git gets the "
+        "credentials only for a repository on one of these hosts (exact name; "
+        "without a port, the standard one: 443 for https, 22 for ssh); other "
+        "repositories are cloned without them.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -261,6 +277,11 @@ class Project(models.Model):
     @property
     def is_personal(self) -> bool:
         return self.personal_owner_id is not None
+
+    @property
+    def git_hosts(self) -> tuple[str, ...]:
+        """``git_secret_hosts`` as a tuple; empty: the git secret goes nowhere."""
+        return tuple(split_git_hosts(self.git_secret_hosts))
 
     @property
     def root_allowed(self) -> bool:

@@ -32,6 +32,7 @@ from workers.services import (
 )
 from workers.services.errors import start_refused_while_active
 from workers.services.queueing import QUEUE_UNAVAILABLE
+from workers.setup.repository import credentials_allowed
 from workspaces.explain import PLAN_WINDOW_EXPIRED
 from workspaces.models import (
     FetchPolicy,
@@ -221,10 +222,14 @@ def _launch_spec(workspace: Workspace, snapshot: dict) -> LaunchSpec:
 
 def _setup_spec(workspace: Workspace) -> SetupSpec:
     """The setup step: the repository, and the project's fetch policy as the
-    installer's index; secrets stay sealed until the backend runs the step."""
+    installer's index; secrets stay sealed until the backend runs the step.
+    The git secret leaves only for a repository on a host an admin bound it
+    to; its hosts go along so the step can say why it has none."""
     if not workspace.repository_url:
         return SetupSpec()
     project = workspace.project
+    git_hosts = project.git_hosts if project.git_secret_sealed else ()
+    git_bound = credentials_allowed(workspace.repository_url, git_hosts)
     mirror = project.fetch_policy == FetchPolicy.MIRROR or (
         project.fetch_policy == FetchPolicy.OFFLINE and project.package_mirror_url
     )
@@ -241,8 +246,9 @@ def _setup_spec(workspace: Workspace) -> SetupSpec:
         allow_local_repository=settings.NOTEBOOK_RUNTIME_SETUP_ALLOW_LOCAL_REPOSITORIES,
         max_repository_bytes=settings.NOTEBOOK_RUNTIME_SETUP_MAX_REPOSITORY_BYTES,
         timeout_seconds=settings.NOTEBOOK_RUNTIME_SETUP_TIMEOUT_SECONDS,
-        git_secret_sealed=project.git_secret_sealed,
+        git_secret_sealed=project.git_secret_sealed if git_bound else "",
         index_secret_sealed=project.mirror_secret_sealed if mirror else "",
+        git_secret_hosts=git_hosts,
     )
 
 

@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import RegexValidator
 
 from workers.backends.spec import url_has_credentials
+from workers.setup.repository import host_and_port
 
 # RFC 1123 label: what Kubernetes and Docker both accept as a name part.
 dns_label = RegexValidator(
@@ -125,3 +126,30 @@ def workspace_repository_url(value: str) -> None:
     repository_url(
         value, allow_local=settings.NOTEBOOK_RUNTIME_SETUP_ALLOW_LOCAL_REPOSITORIES
     )
+
+
+def split_git_hosts(value: str) -> list[str]:
+    """The entries of a project's git hosts field: commas or spaces apart."""
+    return [entry for entry in re.split(r"[\s,]+", value.lower()) if entry]
+
+
+def git_hosts(value: str) -> list[str]:
+    """The hosts a project's git secret is for, normalized (lowercase); each
+    is a host name or ``host:port``. ``ValidationError`` names the first
+    entry that is not, and why."""
+    entries = split_git_hosts(value)
+    for entry in entries:
+        if "://" in entry:
+            problem = "give the host alone, without https:// or ssh://"
+        elif "/" in entry:
+            problem = "give the host alone, without a path"
+        elif "@" in entry:
+            problem = "give the host alone, without a user"
+        elif host_and_port(entry) is None:
+            problem = "this is not a host name, or host:port with a port 1-65535"
+        else:
+            continue
+        raise ValidationError(
+            f"{entry!r}: {problem} (e.g. github.com or git.example.org:8443)."
+        )
+    return entries

@@ -23,16 +23,19 @@ def workspace_with_repository(
     git_secret: str,
     mirror_secret: str,
     policy: str = FetchPolicy.MIRROR,
+    git_hosts: str = "",
     **fields,
 ):
     """A workspace naming ``url``; its project installs from ``index_url``
-    under ``policy`` with both secrets sealed, and allows its image."""
+    under ``policy`` with both secrets sealed (the git secret bound to
+    ``git_hosts``), and allows its image."""
     workspace = WorkspaceFactory(repository_url=url, **fields)
     project = workspace.project
     project.image_allowlist = [*(project.image_allowlist or []), workspace.image]
     project.fetch_policy = policy
     project.package_mirror_url = index_url
     project.git_secret_sealed = seal(git_secret)
+    project.git_secret_hosts = git_hosts
     project.mirror_secret_sealed = seal(mirror_secret)
     project.save()
     return workspace

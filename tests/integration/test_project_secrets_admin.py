@@ -1,5 +1,6 @@
 """Project secrets in the admin: stored encrypted, write-only (never
-rendered back), kept when the field is left blank, removed on "clear"."""
+rendered back), kept when the field is left blank, removed on "clear"; the
+git secret only with the host(s) it is for, which are shown."""
 
 import pytest
 from django.urls import reverse
@@ -32,7 +33,13 @@ def _post(client, project, **changes):
 def test_the_git_secret_is_stored_sealed_and_never_shown(client, admin_user):
     project = ProjectFactory()
     client.force_login(admin_user)
-    response = _post(client, project, git_secret=TOKEN, mirror_secret="bot:pw-778899")
+    response = _post(
+        client,
+        project,
+        git_secret=TOKEN,
+        git_secret_hosts="github.com",
+        mirror_secret="bot:pw-778899",
+    )
     assert response.status_code == 302, response.content.decode()[:3000]
     project.refresh_from_db()
     assert project.fetch_policy == "mirror"
@@ -46,12 +53,75 @@ def test_the_git_secret_is_stored_sealed_and_never_shown(client, admin_user):
 
 
 def test_a_blank_field_keeps_the_secret_and_clear_removes_it(client, admin_user):
-    project = ProjectFactory(git_secret_sealed=seal(TOKEN))
+    project = ProjectFactory(
+        git_secret_sealed=seal(TOKEN), git_secret_hosts="github.com"
+    )
     client.force_login(admin_user)
-    assert _post(client, project).status_code == 302
+    assert _post(client, project, git_secret_hosts="github.com").status_code == 302
     assert unseal(Project.objects.get(pk=project.pk).git_secret_sealed) == TOKEN
     assert _post(client, project, clear_git_secret="on").status_code == 302
     assert Project.objects.get(pk=project.pk).git_secret_sealed == ""
+
+
+def test_the_git_hosts_are_normalized_saved_and_shown(client, admin_user):
+    project = ProjectFactory()
+    client.force_login(admin_user)
+    hosts = "GitHub.com,  git.example.org:8443"
+    response = _post(client, project, git_secret=TOKEN, git_secret_hosts=hosts)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    project.refresh_from_db()
+    assert project.git_secret_hosts == "github.com, git.example.org:8443"
+    assert project.git_hosts == ("github.com", "git.example.org:8443")
+    page = client.get(reverse("admin:workspaces_project_change", args=[project.pk]))
+    assert 'value="github.com, git.example.org:8443"' in page.content.decode()
+
+
+def test_a_git_secret_needs_its_host(client, admin_user):
+    """A new secret without a host, or a stored one (from before hosts
+    existed) on any later save: refused until a host is named or the secret
+    cleared."""
+    project = ProjectFactory()
+    client.force_login(admin_user)
+    response = _post(client, project, git_secret=TOKEN)
+    assert response.status_code == 200
+    assert "Name the git host(s) the git credentials are for" in response.text
+    assert Project.objects.get(pk=project.pk).git_secret_sealed == ""
+    Project.objects.filter(pk=project.pk).update(git_secret_sealed=seal(TOKEN))
+    response = _post(client, project, gpu_quota="3")
+    assert response.status_code == 200
+    assert "Name the git host(s) the git credentials are for" in response.text
+    assert Project.objects.get(pk=project.pk).gpu_quota == 2
+    assert _post(client, project, clear_git_secret="on").status_code == 302
+    assert _post(client, project, gpu_quota="3").status_code == 302
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (
+            "https://github.com",
+            "&#x27;https://github.com&#x27;: give the host alone, "
+            "without https:// or ssh://",
+        ),
+        ("github.com/team/repo", "without a path"),
+        ("git@github.com", "without a user"),
+        ("github.com:99999", "not a host name, or host:port with a port 1-65535"),
+        (
+            "github.com, git_hub.example",
+            "&#x27;git_hub.example&#x27;: this is not a host",
+        ),
+        ("*.github.com", "not a host name"),
+    ],
+)
+def test_a_bad_git_host_is_refused_plainly(client, admin_user, value, message):
+    project = ProjectFactory()
+    client.force_login(admin_user)
+    response = _post(client, project, git_secret=TOKEN, git_secret_hosts=value)
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert "e.g. github.com or git.example.org:8443" in response.content.decode()
+    project.refresh_from_db()
+    assert project.git_secret_sealed == "" and project.git_secret_hosts == ""
 
 
 def test_the_mirror_policy_needs_a_mirror_url(client, admin_user):

@@ -183,10 +183,15 @@ def test_a_private_repository_takes_the_project_token_and_refuses_a_wrong_one(
     with GitHttpServer(tmp_path, username=user, password=password) as server:
         url = server.url(remote.bare)
         workspace = workspace_with_repository(
-            url, index.url, git_secret=GIT_SECRET, mirror_secret=MIRROR_SECRET
+            url,
+            index.url,
+            git_secret=GIT_SECRET,
+            mirror_secret=MIRROR_SECRET,
+            git_hosts=server.host,
         )
         worker = start_with_tasks(workspace, monkeypatch)
         assert worker.status == states.READY, event_reasons(worker)
+        assert worker.launch_spec["setup"]["git_secret_hosts"] == [server.host]
         head = git("rev-parse", "main", cwd=remote.work)
         assert worker.repository_scope == [f"{url} @ {head}"]
         assert server.expected in server.authorizations
@@ -217,6 +222,42 @@ def test_a_private_repository_takes_the_project_token_and_refuses_a_wrong_one(
     assert "Dependency setup failed" in html
     assert "the repository refused the credentials" in html
     assert "wrong-7d6e5f4a" not in html and "ghtok-4c3b2a190817" not in html
+
+
+def test_the_project_token_is_not_given_to_a_repository_on_another_host(
+    local_backend, remote, index, tmp_path, default_class, monkeypatch, client
+):
+    """A member points a workspace at a server of their own (here the
+    loopback server, while the project's token is bound to another host,
+    a name that is only compared, never dialled): the token never leaves the
+    control plane for it, git asks without it, and the start fails saying
+    which hosts the credentials are for."""
+    user, password = GIT_SECRET.split(":")
+    with GitHttpServer(tmp_path, username=user, password=password) as server:
+        workspace = workspace_with_repository(
+            server.url(remote.bare),
+            index.url,
+            git_secret=GIT_SECRET,
+            mirror_secret=MIRROR_SECRET,
+            git_hosts="git.example.invalid",
+        )
+        failed = start_with_tasks(workspace, monkeypatch)
+    assert failed.status == states.FAILED, event_reasons(failed)
+    assert failed.error_code == "dependency_setup_failed"
+    message = (
+        "this project's git credentials are only for git.example.invalid; "
+        f"{server.host} is not one of them."
+    )
+    assert failed.error_detail.startswith(f"setup failed: {message}")
+    assert server.authorizations  # git asked, and was turned away
+    assert not any(a for a in server.authorizations)  # never with the token
+    setup = failed.launch_spec["setup"]
+    assert setup["git_secret_sealed"] == ""  # withheld by the control plane
+    assert setup["git_secret_hosts"] == ["git.example.invalid"]
+    client.force_login(workspace.owner)
+    html = client.get(reverse("workspaces:detail", args=[workspace.id])).text
+    assert message.replace("'", "&#x27;") in html
+    assert "ghtok-4c3b2a190817" not in html + everything_stored(failed)
 
 
 def test_a_setup_step_past_the_setup_timeout_fails_the_start_plainly(

@@ -69,6 +69,7 @@ def test_https_and_ssh_urls_start_with_the_secret_sealed(world, alice, url):
     project.fetch_policy = FetchPolicy.MIRROR
     project.package_mirror_url = "https://pypi.example.org/simple"
     project.git_secret_sealed = seal("deploy:tok-123456")
+    project.git_secret_hosts = "git.example.org, git.example.org:2222"
     project.save()
     form = form_for(
         alice,
@@ -83,6 +84,32 @@ def test_https_and_ssh_urls_start_with_the_secret_sealed(world, alice, url):
     assert setup["kernel_name"] == "analysis"
     assert "tok-123456" not in str(worker.launch_spec)
     assert unseal(setup["git_secret_sealed"]) == "deploy:tok-123456"
+    assert setup["git_secret_hosts"] == ["git.example.org", "git.example.org:2222"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://git.example.net/team/a.git",  # another host
+        "https://git.example.org.example.net/team/a.git",  # a suffix is not it
+        "https://git.example.org:8443/team/a.git",  # another port
+        "git@git.example.net:team/a.git",
+    ],
+)
+def test_a_url_on_a_host_the_secret_is_not_bound_to_starts_without_it(
+    world, alice, url
+):
+    """Allowed (a public repository needs no secret), but the sealed secret
+    stays in the control plane: only its hosts go along, for the message."""
+    project = world.personal
+    project.git_secret_sealed = seal("deploy:tok-123456")
+    project.git_secret_hosts = "git.example.org"
+    project.save()
+    form = form_for(alice, launch_data(world, repository_url=url))
+    assert form.is_valid(), form.errors
+    setup = form.save().launch_spec["setup"]
+    assert setup["git_secret_sealed"] == ""
+    assert setup["git_secret_hosts"] == ["git.example.org"]
 
 
 def test_the_service_refuses_local_sources_unless_an_admin_allowed_them(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -51,6 +52,7 @@ class Step:
         index: PackageIndex,
         *,
         python: str = sys.executable,
+        git_hosts: tuple[str, ...] = (),
     ):
         self.python_path = python
         self.workspace = tmp_path / "workspace"
@@ -67,6 +69,7 @@ class Step:
             "max_repository_bytes": 100 * 1024 * 1024,
             "timeout_seconds": 120,
             "cache_dir": str(tmp_path / "cache"),
+            "git_secret_hosts": list(git_hosts),
         }
         self.path = tmp_path / "setup.json"
 
@@ -347,7 +350,7 @@ def _files(repo: Path) -> dict[str, str]:
 def test_a_private_repository_clones_with_the_project_token(
     tmp_path, remote, index, private
 ):
-    step = Step(tmp_path, private.url(remote.bare), index)
+    step = Step(tmp_path, private.url(remote.bare), index, git_hosts=[private.host])
     done = step.run()
     assert done.returncode == 0, done.stdout
     assert git("rev-parse", "HEAD", cwd=step.repo) == git(
@@ -361,7 +364,7 @@ def test_a_private_repository_clones_with_the_project_token(
 def test_wrong_credentials_fail_plainly_and_keep_the_checkout(
     tmp_path, remote, index, private
 ):
-    step = Step(tmp_path, private.url(remote.bare), index)
+    step = Step(tmp_path, private.url(remote.bare), index, git_hosts=[private.host])
     assert step.run().returncode == 0
     (step.repo / "notes.md").write_text("my unsaved work\n")
     head, files = git("rev-parse", "HEAD", cwd=step.repo), _files(step.repo)
@@ -383,11 +386,55 @@ def test_wrong_credentials_fail_plainly_and_keep_the_checkout(
 def test_a_clone_with_wrong_credentials_leaves_nothing_behind(
     tmp_path, remote, index, private
 ):
-    step = Step(tmp_path, private.url(remote.bare), index)
+    step = Step(tmp_path, private.url(remote.bare), index, git_hosts=[private.host])
     done = step.run(env={"NOTEBOOK_FLEET_SETUP_GIT_SECRET": "user:wrong-0a1b2c3d"})
     assert done.returncode == setup_step.EXIT_SETUP_FAILED, done.stdout
     assert "the repository refused the credentials" in done.stdout
     assert list(step.workspace.iterdir()) == []
+
+
+def test_the_project_token_clones_from_the_host_and_port_it_is_bound_to(
+    tmp_path, remote, index, private
+):
+    """Bound to 127.0.0.1:<port> the token clones; bound to 127.0.0.1 alone
+    (the standard port, 80 for http) the same URL gets no token."""
+    step = Step(tmp_path, private.url(remote.bare), index, git_hosts=[private.host])
+    done = step.run()
+    assert done.returncode == 0, done.stdout
+    assert private.expected in private.authorizations
+    shutil.rmtree(step.workspace)
+    step.workspace.mkdir()
+    private.authorizations.clear()
+    done = step.run(git_secret_hosts=["127.0.0.1"])
+    assert done.returncode == setup_step.EXIT_SETUP_FAILED, done.stdout
+    assert setup_step.failure(done.stdout).startswith(
+        "setup failed: this project's git credentials are only for 127.0.0.1; "
+        f"{private.host} is not one of them."
+    )
+    assert private.authorizations and set(private.authorizations) == {""}
+
+
+def test_the_project_token_never_goes_to_a_host_it_is_not_bound_to(
+    tmp_path, remote, index, private
+):
+    """The step holds the token (a gateway that sent it anyway) but the
+    repository is on another host than the one an admin bound it to: git
+    runs without it, and the failure says so plainly."""
+    step = Step(
+        tmp_path, private.url(remote.bare), index, git_hosts=["git.example.invalid"]
+    )
+    done = step.run()
+    assert done.returncode == setup_step.EXIT_SETUP_FAILED, done.stdout
+    assert setup_step.failure(done.stdout).startswith(
+        "setup failed: this project's git credentials are only for "
+        f"git.example.invalid; {private.host} is not one of them. The repository "
+        "asked for credentials: use a repository on one of those hosts, or ask a "
+        f"platform admin to bind the credentials to {private.host} too."
+    )
+    assert private.authorizations  # git asked, and was turned away
+    assert not any(a for a in private.authorizations)  # never with a token
+    assert list(step.workspace.iterdir()) == []
+    assert "tok-9f8e7d6c5b4a" not in done.stdout + done.stderr
 
 
 def test_a_private_repository_without_a_project_secret_says_so(

@@ -108,6 +108,10 @@ class SetupSpec:
     timeout_seconds: int = 0
     git_secret_sealed: str = ""
     index_secret_sealed: str = ""
+    # The hosts ("host" or "host:port") a platform admin bound the project's
+    # git secret to: the step hands it to git only for a repository on one of
+    # them, and names them when it cannot (workers.setup.repository).
+    git_secret_hosts: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -158,7 +162,13 @@ class LaunchSpec:
             Mount(**_fields_of(Mount, m, "mounts[].")) for m in mounts
         )
         setup = _fields_of(SetupSpec, fields.get("setup", {}), "setup.")
-        setup["kernel_packages"] = tuple(setup.get("kernel_packages", ()))
+        for name in ("kernel_packages", "git_secret_hosts"):
+            values = setup.get(name, ())
+            if not isinstance(values, list | tuple) or not all(
+                isinstance(value, str) for value in values
+            ):
+                raise InvalidLaunchSpec(f"field 'setup.{name}' is not a list of str")
+            setup[name] = tuple(values)
         fields["setup"] = SetupSpec(**setup)
         for name in ("environment", "labels"):
             if not isinstance(fields.get(name, {}), dict):

@@ -4,8 +4,11 @@ changes; git confined to https and ssh (file, and plain http to a loopback
 server, only where an admin allowed local sources), without prompts, hooks
 or user configuration, and in an existing checkout only when its own
 ``.git/config`` holds nothing that runs a command or sends the credentials
-elsewhere; credentials the server refuses said in plain words; the size
-limit watched while git downloads.
+elsewhere; the project's credentials handed to git only for a repository on
+a host they are bound to (``git_secret_hosts``: a workspace's URL is its
+user's to choose, the hosts are a platform admin's); credentials the server
+refuses, or asks for where the project has none for that host, said in
+plain words; the size limit watched while git downloads.
 
 A mixin of ``workspace_setup.Setup``, which provides ``config``, ``repo``,
 ``git_secret``, ``run`` and ``say``. Standard library only: shipped next to
@@ -14,10 +17,12 @@ A mixin of ``workspace_setup.Setup``, which provides ``config``, ``repo``,
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import shutil
 import tempfile
+from collections.abc import Iterable
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -47,6 +52,15 @@ _SAFE_CONFIG = re.compile(
     r"|pull|push|alias|rerere)\..+)$"
 )
 _LOOPBACK = ("127.0.0.1", "::1", "localhost")
+# Host names as git's transports dial them (RFC 1123, lowercased): anything
+# else (percent-escapes, a trailing dot, '_') gets no credentials.
+_HOST_NAME = re.compile(
+    r"^(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+    r"(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*$"
+)
+_PORT = re.compile(r"^[0-9]{1,5}$")
+_SSH_USER = re.compile(r"^[a-z0-9._][a-z0-9._-]*$")
+_DEFAULT_PORTS = {"https": 443, "http": 80, "ssh": 22}
 
 
 class RepositoryCheckout:
@@ -84,17 +98,41 @@ class RepositoryCheckout:
         loopback = url.scheme == "http" and url.hostname in _LOOPBACK
         return ["https", "ssh", "file"] + (["http"] if loopback else [])
 
+    @property
+    def git_hosts(self) -> list[str]:
+        """The hosts the project's git secret is bound to (a platform admin
+        sets them with the secret); none when the project has no secret."""
+        return list(self.config.get("git_secret_hosts") or ())
+
+    @property
+    def git_credentials(self) -> str:
+        """The project's git secret when the repository is on one of
+        ``git_hosts``, else "": git then runs without credentials."""
+        if credentials_allowed(self.config["repository_url"], self.git_hosts):
+            return self.git_secret
+        return ""
+
     def refused(self) -> str:
-        if self.git_secret:
+        if self.git_credentials:
             return (
                 "the repository refused the credentials (the project's git "
                 "secret): ask a project manager to check or replace the deploy "
                 "key or token. The workspace's files were left as they were"
             )
+        host = repository_host(self.config["repository_url"])
+        if self.git_hosts:
+            return (
+                f"this project's git credentials are only for "
+                f"{', '.join(self.git_hosts)}; {host} is not one of them. The "
+                "repository asked for credentials: use a repository on one of "
+                f"those hosts, or ask a platform admin to bind the credentials "
+                f"to {host} too. The workspace's files were left as they were"
+            )
         return (
             "the repository asked for credentials and the project has no git "
-            "secret: ask a project manager to add a deploy key or token. The "
-            "workspace's files were left as they were"
+            f"secret for {host}: ask a project manager to add a deploy key or "
+            "token, with the git host it is for. The workspace's files were "
+            "left as they were"
         )
 
     def git_env(self, scratch: Path) -> dict[str, str]:
@@ -109,7 +147,7 @@ class RepositoryCheckout:
             "GIT_CONFIG_GLOBAL": os.devnull,
             "GIT_SSH_COMMAND": "ssh -o BatchMode=yes -o StrictHostKeyChecking=accept-new",
         }
-        secret = self.git_secret
+        secret = self.git_credentials
         if secret.startswith("-----BEGIN"):
             key = scratch / "key"
             key.write_text(secret.strip() + "\n")
@@ -273,6 +311,84 @@ class RepositoryCheckout:
         )
         if self.max_repository_bytes and kib * 1024 > self.max_repository_bytes:
             raise SetupFailed(self.too_big(kib * 1024, "after downloading"))
+
+
+def host_and_port(text: str) -> tuple[str, int | None] | None:
+    """``text`` as ``host`` or ``host:port`` (an IPv6 address in brackets),
+    lowercased; None for anything else: a scheme, a user, a path, a port
+    out of range."""
+    text = text.lower()
+    if text.startswith("["):
+        address, bracket, port = text[1:].partition("]")
+        try:
+            host = f"[{ipaddress.IPv6Address(address).compressed}]"
+        except ValueError:
+            return None
+        if not bracket or (port and not port.startswith(":")):
+            return None
+        port = port[1:] if port else None
+    else:
+        host, colon, port = text.partition(":")
+        if not _HOST_NAME.match(host):
+            return None
+        port = port if colon else None
+    if port is None:
+        return host, None
+    if not _PORT.match(port) or not 0 < int(port) < 65536:
+        return None
+    return host, int(port)
+
+
+def repository_address(url: str) -> tuple[str, int | None, int] | None:
+    """Where git connects for ``url``: its host, its port as written (None
+    when it names none) and its transport's standard port; for https,
+    http, ``ssh://`` and scp-like ``user@host:path`` URLs. None for any
+    other URL (``file://``, a local path) and anything unclear (a user on
+    http(s), more than one '@', brackets in the scp form, a transport
+    helper's ``name::address``)."""
+    if "\\" in url or not url.isprintable() or " " in url:
+        return None  # parsers disagree on these: no guess
+    if "://" in url:
+        scheme, _, rest = url.partition("://")
+        scheme = scheme.lower()
+        authority = rest.split("/", 1)[0]  # a '?' or '#' in it: no host
+    else:  # git's scp-like form: a ':' with no '/' before it (not '::')
+        scheme, (authority, colon, _) = "ssh", url.partition(":")
+        if not colon or "/" in authority or "::" in url or "[" in authority:
+            return None
+    if scheme not in _DEFAULT_PORTS:
+        return None
+    user, at, host = authority.lower().rpartition("@")
+    if at and (scheme != "ssh" or not _SSH_USER.match(user)):
+        return None
+    address = host_and_port(host)
+    return None if address is None else (*address, _DEFAULT_PORTS[scheme])
+
+
+def repository_host(url: str) -> str:
+    """``url``'s host as the messages name it: ``host`` or ``host:port``."""
+    address = repository_address(url)
+    if address is None:
+        return f"the host of {url}"
+    host, port, _ = address
+    return f"{host}:{port}" if port is not None else host
+
+
+def credentials_allowed(url: str, hosts: Iterable[str]) -> bool:
+    """Whether git may get a project's credentials for ``url``: its host is
+    one of ``hosts`` (``host`` or ``host:port``), compared case-insensitively
+    and exactly (no suffix matching). A bound host without a port stands for
+    the transport's standard port (443 for https, 22 for ssh); with a port,
+    the URL's port (or its transport's standard one) must be that port."""
+    address = repository_address(url)
+    if address is None:
+        return False
+    host, port, standard = address
+    for entry in hosts:
+        bound = host_and_port(entry.strip())
+        if bound and bound[0] == host and (bound[1] or standard) == (port or standard):
+            return True
+    return False
 
 
 def _size(size: int) -> str:
