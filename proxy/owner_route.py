@@ -14,8 +14,9 @@ unchanged); anything else returns None and goes the full way
 from __future__ import annotations
 
 import uuid
-from functools import cache
+from functools import cache, lru_cache
 from importlib import import_module
+from types import MappingProxyType
 
 from django.conf import settings
 from django.contrib.auth import (
@@ -82,15 +83,29 @@ def _on_postgresql() -> bool:
 
 
 def _signed_in_as(session_data: str, user_id, password: str) -> bool:
-    store = import_module(DB_SESSIONS).SessionStore()
-    data = store.decode(session_data)
+    data = _session_payload(session_data)
     if str(data.get(SESSION_KEY)) != str(user_id):
         return False
     if data.get(BACKEND_SESSION_KEY) != MODEL_BACKEND:
         return False
     if MODEL_BACKEND not in settings.AUTHENTICATION_BACKENDS:
         return False
-    user = get_user_model()(pk=user_id, password=password)
     return constant_time_compare(
-        data.get(HASH_SESSION_KEY, ""), user.get_session_auth_hash()
+        data.get(HASH_SESSION_KEY, ""), _session_auth_hash(user_id, password)
     )
+
+
+# Both are pure functions of their arguments (and SECRET_KEY), kept for the
+# sessions in use: verifying the signed session blob and building a user to
+# hash its password cost about a fifth of what the proxy adds to a request
+# (bench/proxy_bench.py). The session row, the user's password hash and
+# is_active are still read from the database on every request.
+@lru_cache(maxsize=4096)
+def _session_payload(session_data: str) -> MappingProxyType:
+    store = import_module(DB_SESSIONS).SessionStore()
+    return MappingProxyType(store.decode(session_data))
+
+
+@lru_cache(maxsize=4096)
+def _session_auth_hash(user_id, password: str) -> str:
+    return get_user_model()(pk=user_id, password=password).get_session_auth_hash()
