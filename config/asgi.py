@@ -24,6 +24,7 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from config.routing import websocket_urlpatterns  # noqa: E402
+from ops.proxy_traffic import ProxyTraffic  # noqa: E402
 from proxy.asgi import WorkspaceProxy  # noqa: E402
 
 # Everything imported so far lives for the life of the process; moving it out
@@ -40,15 +41,18 @@ gc.set_threshold(20_000, 10, 10)
 
 # /w/<workspace-id>/… (HTTP and WebSocket) goes to the workspace proxy
 # before Django or Channels see it; the proxy hands back to Django the
-# requests it does not forward, for their friendly pages.
-application = WorkspaceProxy(
-    ProtocolTypeRouter(
-        {
-            "http": django_asgi_app,
-            "websocket": AllowedHostsOriginValidator(
-                AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
-            ),
-        }
-    ),
-    pages=django_asgi_app,
+# requests it does not forward, for their friendly pages. ProxyTraffic
+# counts that traffic for /metrics.
+application = ProxyTraffic(
+    WorkspaceProxy(
+        ProtocolTypeRouter(
+            {
+                "http": django_asgi_app,
+                "websocket": AllowedHostsOriginValidator(
+                    AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+                ),
+            }
+        ),
+        pages=django_asgi_app,
+    )
 )

@@ -3,14 +3,17 @@
 Every start, stop, failure and automated action already leaves an event,
 written by whichever process did it (a Celery worker on any host, a web
 process). Folding the log gives every scraping process the same cumulative
-numbers without any instrumentation in those processes: the first scrape
-folds the whole log, later ones only the events past the last id seen.
+numbers without any instrumentation in those processes: a process's first
+scrape continues from the newest saved fold (``ops.fold_checkpoint``; the
+whole log when there is none), later ones fold only the events past the
+last id seen.
 
 Event ids come from a sequence, so a transaction may commit an id *below*
 one already folded. Each fold therefore reads one snapshot (REPEATABLE
 READ), remembers the ids missing below the newest one as gaps and folds
 them when they appear; a gap still empty after ``GAP_TTL`` was a rolled
-back insert and is dropped.
+back insert and is dropped. Gaps are timed by the wall clock, so a process
+that continues another's fold also continues its gaps' ages.
 """
 
 from __future__ import annotations
@@ -30,10 +33,9 @@ from django.db.models import (
     DurationField,
     ExpressionWrapper,
     F,
+    FilteredRelation,
     Max,
-    OuterRef,
     Q,
-    Subquery,
     Sum,
     Value,
     When,
@@ -41,12 +43,16 @@ from django.db.models import (
 from django.db.models.fields.json import KeyTextTransform
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
 
+from ops import fold_checkpoint
 from ops import metric_defs as m
 from workers import states
 from workers.models import EventKind, WorkerEvent
 
 GAP_TTL = 600.0  # seconds an id below the newest may still commit
 GAP_WINDOW = 10_000  # ids below the newest that are checked for gaps
+# A process saves its fold at most this often (seconds): a new process then
+# folds at most about this much of the log on its first scrape.
+CHECKPOINT_SECONDS = 60.0
 START_OUTCOMES = {
     states.READY: "ready",
     states.FAILED: "failed",
@@ -99,7 +105,9 @@ def ended_starts(events):
 
 
 def reaper_reason() -> Case:
-    """Which reaper action an event is, or NULL for events that are not."""
+    """Which reaper action an event is, or NULL for events that are not.
+    Counting an event differently here needs a new
+    ``fold_checkpoint.FOLD_VERSION`` (saved folds counted the old way)."""
     to_stop = Q(kind=TRANSITION, to_status=states.STOPPING)
     reconcile_failed = Q(
         kind=TRANSITION, actor_label="reconcile_workers", to_status=states.FAILED
@@ -151,6 +159,7 @@ class EventLogFold:
 
     def reset(self) -> None:
         self.watermark: int | None = None
+        self.saved_at = 0.0  # wall time of the checkpoint this fold continues
         self.gaps: dict[int, float] = {}
         self.counters: dict[tuple, float] = defaultdict(float)
         self.histograms: dict[tuple, list[float]] = {}
@@ -158,19 +167,61 @@ class EventLogFold:
     # --- folding ------------------------------------------------------------
 
     def refresh(self) -> None:
-        with self._lock, one_snapshot():
-            newest = WorkerEvent.objects.aggregate(n=Max("id"))["n"] or 0
-            low = self.watermark or 0
-            now = time.monotonic()
-            gaps = [i for i, t in self.gaps.items() if now - t < GAP_TTL]
-            if newest <= low and not gaps:
-                return
-            scope = Q(id__gt=low, id__lte=newest)
-            if gaps:
-                scope |= Q(id__in=gaps)
-            self._fold(WorkerEvent.objects.filter(scope))
-            self._track_gaps(low, newest, gaps, now)
-            self.watermark = max(newest, low)
+        """Fold the events committed since the last refresh; the first one
+        in a process starts from the saved checkpoint, and a refresh that
+        moved forward saves one (after its snapshot has ended) when the one
+        it continues is older than ``CHECKPOINT_SECONDS``."""
+        with self._lock:
+            with one_snapshot():
+                newest = WorkerEvent.objects.aggregate(n=Max("id"))["n"] or 0
+                if self.watermark is None:
+                    self.restore(fold_checkpoint.load(newest))
+                moved = self._fold_new(newest)
+                due = moved and time.time() - self.saved_at >= CHECKPOINT_SECONDS
+                if due:
+                    self.saved_at = time.time()
+                    state = self.state()
+            if due:
+                fold_checkpoint.save(self.watermark, state)
+
+    def _fold_new(self, newest: int) -> bool:
+        low = self.watermark or 0
+        now = time.time()
+        gaps = [i for i, t in self.gaps.items() if now - t < GAP_TTL]
+        if newest <= low and not gaps:
+            return False
+        scope = Q(id__gt=low, id__lte=newest)
+        if gaps:
+            scope |= Q(id__in=gaps)
+        self._fold(WorkerEvent.objects.filter(scope))
+        self._track_gaps(low, newest, gaps, now)
+        self.watermark = max(newest, low)
+        return self.watermark > 0
+
+    # --- the checkpoint: everything a fold needs to continue ------------------
+
+    def state(self) -> dict:
+        return {
+            "watermark": self.watermark,
+            "saved_at": self.saved_at,
+            "anchor_at": fold_checkpoint.anchor_at(self.watermark),
+            "gaps": {str(i): t for i, t in self.gaps.items()},
+            "counters": [[n, list(ls), v] for (n, ls), v in self.counters.items()],
+            "histograms": [[n, list(ls), v] for (n, ls), v in self.histograms.items()],
+        }
+
+    def restore(self, state: dict | None) -> None:
+        """Continue from ``state`` (None: from the beginning of the log)."""
+        self.reset()
+        if not state:
+            return
+        self.watermark = state["watermark"]
+        self.saved_at = state["saved_at"]
+        self.gaps = {int(i): t for i, t in state["gaps"].items()}
+        for name, labels, value in state["counters"]:
+            self.counters[(name, tuple(labels))] = value
+        for name, labels, values in state["histograms"]:
+            self.histograms[(name, tuple(labels))] = values
 
     def _track_gaps(self, low: int, newest: int, gaps: list[int], now) -> None:
         start = max(low, newest - GAP_WINDOW)
@@ -210,41 +261,46 @@ class EventLogFold:
         )
 
     def _fold_starts(self, events) -> None:
-        ended = ended_starts(events)
+        """Starts, their durations and the failed ones' error codes, from
+        one grouped pass over the ended starts."""
         rows = (
-            ended.order_by()
-            .values("worker__backend", "to_status")
+            ended_starts(events)
+            .annotate(
+                failure=Case(
+                    When(to_status=states.FAILED, then=F("worker__error_code")),
+                    default=Value(""),
+                    output_field=CharField(),
+                )
+            )
+            .order_by()
+            .values("worker__backend", "to_status", "failure")
             .annotate(total=Sum("took"), **_bucket_counts("took", m.START_BUCKETS))
         )
         for row in rows:
-            labels = (row["worker__backend"], START_OUTCOMES[row["to_status"]])
+            backend = row["worker__backend"]
+            labels = (backend, START_OUTCOMES[row["to_status"]])
             self.counters[(m.STARTS.name, labels)] += row["inf"]
             self._add_histogram(m.START_DURATION, labels, row)
-        self._fold_counts(
-            m.START_FAILURES,
-            ended.filter(to_status=states.FAILED),
-            backend=F("worker__backend"),
-            error_code=F("worker__error_code"),
-        )
+            if row["to_status"] == states.FAILED:
+                code = (backend or "unknown", row["failure"] or "unknown")
+                self.counters[(m.START_FAILURES.name, code)] += row["inf"]
 
     def _fold_stops(self, events) -> None:
-        began = WorkerEvent.objects.filter(
-            worker_id=OuterRef("worker_id"),
-            kind=TRANSITION,
-            to_status=states.STOPPING,
-            at__lte=OuterRef("at"),
-        ).order_by("-at")
+        """Stop durations: each stop's end joined to its start. A worker
+        enters stopping at most once (``states.TRANSITIONS``: nothing leads
+        back to it), so the join finds one row per stop."""
+        stopping = Q(
+            worker__events__kind=TRANSITION, worker__events__to_status=states.STOPPING
+        )
         stopped = (
             events.filter(
-                kind=TRANSITION,
-                from_status=states.STOPPING,
-                to_status=states.STOPPED,
+                kind=TRANSITION, from_status=states.STOPPING, to_status=states.STOPPED
             )
-            .annotate(began=Subquery(began.values("at")[:1]))
-            .exclude(began=None)
+            .annotate(began=FilteredRelation("worker__events", condition=stopping))
+            .filter(began__at__isnull=False)
             .annotate(
                 took=ExpressionWrapper(
-                    F("at") - F("began"), output_field=DurationField()
+                    F("at") - F("began__at"), output_field=DurationField()
                 )
             )
         )

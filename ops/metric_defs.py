@@ -208,7 +208,7 @@ QUEUE_LENGTH = _m(
 HTTP_LATENCY = _m(
     "notebook_http_request_duration_seconds",
     "histogram",
-    "Django request handling time by view, method and status class.",
+    "Django request handling time by view, method and status class; this process.",
     ("view", "method", "status"),
     PROCESS,
     HTTP_BUCKETS,
@@ -216,21 +216,23 @@ HTTP_LATENCY = _m(
 PROXY_REQUESTS = _m(
     "notebook_proxy_requests",
     "counter",
-    "Requests the /w/ proxy forwarded, by kind (http, websocket) and status class.",
+    "Requests and sockets on /w/ (forwarded, or answered by the platform: login, "
+    "stopped page, 502), by kind (http, websocket) and status class; this process.",
     ("kind", "status"),
     PROCESS,
 )
 PROXY_BYTES = _m(
     "notebook_proxy_bytes",
     "counter",
-    "Bytes the /w/ proxy moved, by direction (upstream, downstream).",
+    "Body bytes through /w/, by direction (upstream from clients, downstream to "
+    "them); this process.",
     ("direction",),
     PROCESS,
 )
 PROXY_OPEN_SOCKETS = _m(
     "notebook_proxy_open_websockets",
     "gauge",
-    "WebSockets the /w/ proxy holds open.",
+    "WebSockets on /w/ open now in this process.",
     (),
     PROCESS,
 )

@@ -1,8 +1,10 @@
 """Metrics kept by the process that sees the event: HTTP request latency
 (``ops.middleware``) and the /w/ proxy's requests, bytes and open sockets
-(the proxy calls the functions below). prometheus-client objects in the
-default registry; with PROMETHEUS_MULTIPROC_DIR set (several uvicorn
-workers on a host) each process writes its own file and /metrics sums them.
+(``ops.proxy_traffic`` calls the functions below). prometheus-client
+objects in the default registry: each process counts only what it served.
+With PROMETHEUS_MULTIPROC_DIR set (several uvicorn workers on a host) each
+process writes its own file and /metrics sums those of the host; processes
+on other hosts are summed by Prometheus (``sum()`` across instances).
 """
 
 from __future__ import annotations

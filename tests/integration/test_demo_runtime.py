@@ -1,6 +1,7 @@
 """`make demo-notebook-runtime-up` serves the product on the docker
 backend of the private engine; alice signs in, starts her "analysis"
-workspace and it runs as a real container; `-down` stops the server and
+workspace, opens it through the product's /w/<id>/ proxy and the Jupyter
+Server in the container answers; she stops it; `-down` stops the server and
 removes the container."""
 
 import json
@@ -65,9 +66,21 @@ def wait_for(client, workspace_id, wanted: str, seconds: float = 90) -> str:
     return found
 
 
-def test_demo_up_lets_alice_start_a_container_and_down_cleans_up(tmp_path):
+def analysis_containers() -> list[str]:
     import docker
 
+    engine = docker.DockerClient(base_url=os.environ["NOTEBOOK_RUNTIME_DOCKER_URL"])
+    names = [c.name for c in engine.containers.list(all=True)]
+    return [n for n in names if "analysis" in n]
+
+
+def opened(client: httpx.Client, workspace_id) -> httpx.Response:
+    """The runtime's own API through the product's proxy, as the signed-in
+    browser would reach it (the proxy adds the runtime's token)."""
+    return client.get(f"/w/{workspace_id}/api/status", follow_redirects=False)
+
+
+def test_demo_up_lets_alice_open_her_container_and_down_cleans_up(tmp_path):
     port, demo_dir = free_port(), tmp_path / "demo"
     up = make("demo-notebook-runtime-up", port, demo_dir)
     try:
@@ -79,12 +92,22 @@ def test_demo_up_lets_alice_start_a_container_and_down_cleans_up(tmp_path):
         wait_for(client, analysis, "Stopped")
         client.post(f"/workspaces/{analysis}/start/")
         wait_for(client, analysis, "Running")
+        status = opened(client, analysis)
+        assert status.status_code == 200, status.text[:500]
+        assert status.headers["content-type"].startswith("application/json")
+        assert {"started", "last_activity", "kernels"} <= set(status.json())
+        lab = client.get(f"/w/{analysis}/lab", follow_redirects=False)
+        assert lab.status_code == 200 and "JupyterLab" in lab.text, lab.text[:500]
+        client.post(f"/workspaces/{analysis}/stop/")
+        wait_for(client, analysis, "Stopped")
+        closed = opened(client, analysis)  # the product's page, not the runtime
+        assert closed.status_code == 409, closed.text[:500]
+        assert 'data-state="stopped"' in closed.text
+        assert not analysis_containers()  # the stop removed it, not only `down`
     finally:
         down = make("demo-notebook-runtime-down", port, demo_dir)
     assert down.returncode == 0, down.stderr[-3000:]
     assert not (demo_dir / "serve.pid").exists()
     with pytest.raises(httpx.ConnectError):
         httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2)
-    engine = docker.DockerClient(base_url=os.environ["NOTEBOOK_RUNTIME_DOCKER_URL"])
-    names = [c.name for c in engine.containers.list(all=True)]
-    assert not [n for n in names if "analysis" in n], names
+    assert not analysis_containers()

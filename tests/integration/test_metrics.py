@@ -6,59 +6,20 @@ import re
 from datetime import timedelta
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from ops import shared_counters
-from tests.factories import WorkspaceFactory
 from tests.integration.lifecycle_support import committed
+from tests.integration.metrics_support import TOKEN, delta, scraper, start, stop, value
 from workers import services, states, tasks
 from workers.models import Worker
-from workspaces.services import workspace_start
 
 pytest_plugins = ["tests.integration.lifecycle_support"]
 pytestmark = [pytest.mark.django_db, pytest.mark.needs_postgres]
-TOKEN = "metrics-test-token-5b1e"
 
 
 @pytest.fixture
 def scrape(client, settings):
-    settings.METRICS_TOKEN = TOKEN
-
-    def read() -> dict:
-        response = client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
-        assert response.status_code == 200, response.content
-        return {
-            (sample.name, frozenset(sample.labels.items())): sample.value
-            for family in text_string_to_metric_families(response.content.decode())
-            for sample in family.samples
-        }
-
-    return read
-
-
-def value(samples: dict, name: str, **labels) -> float:
-    return samples.get((name, frozenset(labels.items())), 0.0)
-
-
-def delta(before: dict, after: dict, name: str, **labels) -> float:
-    return value(after, name, **labels) - value(before, name, **labels)
-
-
-def start(fleet, **kwargs) -> Worker:
-    workspace = WorkspaceFactory(**kwargs)
-    with committed():
-        worker = workspace_start(workspace=workspace, actor=workspace.owner)
-    fleet.tasks.run_all()
-    worker.refresh_from_db()
-    return worker
-
-
-def stop(fleet, worker: Worker) -> Worker:
-    with committed():
-        services.worker_request_stop(worker=worker, actor_type="user", reason="Stop")
-    fleet.tasks.run_all()
-    worker.refresh_from_db()
-    return worker
+    return scraper(client, settings)
 
 
 # --- access ------------------------------------------------------------------
