@@ -204,6 +204,14 @@ def fake_kube() -> Iterator[FakeKubeAPI]:
     api.stop()
 
 
+@pytest.fixture(name="api")
+def fresh_fake_kube() -> Iterator[FakeKubeAPI]:
+    """A fake API server of the test's own (``fake_kube`` is shared)."""
+    api = FakeKubeAPI().start()
+    yield api
+    api.stop()
+
+
 def kube_backend(api: FakeKubeAPI, **options):
     from kubernetes import client as k8s
 

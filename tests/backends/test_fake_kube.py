@@ -16,7 +16,6 @@ from kubernetes import watch
 from kubernetes.client.exceptions import ApiException
 
 from tests.backends import fake_kube_rules as rules
-from tests.backends.fake_kube import FakeKubeAPI
 
 NS = "notebooks"
 PODS = {
@@ -25,13 +24,6 @@ PODS = {
     "api": {"app": "api"},
     "bare": {},
 }
-
-
-@pytest.fixture
-def api():
-    api = FakeKubeAPI().start()
-    yield api
-    api.stop()
 
 
 @pytest.fixture

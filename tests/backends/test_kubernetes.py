@@ -19,7 +19,6 @@ from tests.backends.conftest import (
     wait_for_phase,
     wait_until,
 )
-from tests.backends.fake_kube import FakeKubeAPI
 from workers.backends import kubernetes_gpu as gpu
 from workers.backends import kubernetes_manifests as manifests
 from workers.backends import naming
@@ -28,13 +27,6 @@ from workers.backends.kubernetes_gpu import claim_shares
 from workers.backends.kubernetes_manifests import is_gpu_bound, secret_manifest
 from workers.backends.kubernetes_site import Site
 from workers.backends.kubernetes_watch import Reflector
-
-
-@pytest.fixture
-def api():
-    api = FakeKubeAPI().start()
-    yield api
-    api.stop()
 
 
 @pytest.fixture

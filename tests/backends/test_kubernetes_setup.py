@@ -11,7 +11,6 @@ from dataclasses import replace
 import pytest
 
 from tests.backends.conftest import kube_backend, make_spec
-from tests.backends.fake_kube import FakeKubeAPI
 from workers.backends import kubernetes_setup as ks
 from workers.backends import naming
 from workers.backends.base import ErrorCode, Phase, SetupSpec
@@ -26,13 +25,6 @@ FAILURE = (
 
 def unseal(sealed: str) -> str:
     return sealed.removeprefix("sealed:")
-
-
-@pytest.fixture
-def api():
-    api = FakeKubeAPI().start()
-    yield api
-    api.stop()
 
 
 @pytest.fixture(params=[False, True], ids=["get", "watch"])
