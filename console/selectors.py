@@ -11,7 +11,7 @@ usage (each class's active workers in a subquery).
 
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from functools import cache
 
 from django.contrib.auth import get_user_model
@@ -27,6 +27,7 @@ from django.db.models.functions import Coalesce
 from django.http import QueryDict
 from django.urls import reverse
 from django.utils import timezone
+from django.utils.formats import date_format
 from django.utils.translation import get_language
 
 from console import page_sql
@@ -409,9 +410,22 @@ class WorkerDetail:
 
     @property
     def snapshot_items(self) -> list[tuple[str, object]]:
-        """The snapshot's human-readable values, in a fixed order."""
-        return [(label, self.snapshot[key]) for key, label in SNAPSHOT_LABELS
-                if key in self.snapshot]  # fmt: skip
+        """The snapshot's human-readable values, in a fixed order; the class
+        version (an ISO time in the JSON) in the page's one time format."""
+        return [(label, _snapshot_value(key, self.snapshot[key]))
+                for key, label in SNAPSHOT_LABELS if key in self.snapshot]  # fmt: skip
+
+
+def _snapshot_value(key: str, value):
+    if key != "class_updated_at" or not isinstance(value, str):
+        return value
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        return value  # shown as stored rather than not at all
+    if timezone.is_naive(moment):
+        moment = moment.replace(tzinfo=UTC)
+    return date_format(timezone.localtime(moment), "Y-m-d H:i:s T")
 
 
 def worker_detail(*, user, worker_id) -> WorkerDetail | None:

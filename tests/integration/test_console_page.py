@@ -356,6 +356,10 @@ def test_the_detail_shows_the_start_snapshot_and_the_timeline(
     assert "has changed since this worker started" in html
     assert "<dt>CPU limit</dt><dd>2</dd>" in html  # the snapshot, not the live 3
     assert html.index("Launch") < html.index("Runtime answered")
+    # The class version is a time, in the page's one format, not ISO.
+    assert re.search(
+        r"<dt>Class version</dt><dd>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC</dd>", html
+    )
 
 
 def test_an_unchanged_class_has_no_change_note(staff_client, default_class):
