@@ -329,14 +329,16 @@ def external_harness(tmp_path_factory) -> Iterator[Harness]:
     root = tmp_path_factory.mktemp("gateway")
     process, url = start_gateway(root, TOKEN)
 
-    def build() -> ExternalBackend:
-        return ExternalBackend(url, TOKEN, timeout=1.0)
+    def build(timeout: float = 10.0) -> ExternalBackend:
+        # The product's default: a DELETE waits for the runtime to exit
+        # (up to the 3 s grace), longer than 1 s on a loaded machine.
+        return ExternalBackend(url, TOKEN, timeout=timeout)
 
     @contextlib.contextmanager
     def hung_gateway() -> Iterator[ExternalBackend]:
         process.send_signal(signal.SIGSTOP)  # accepts at kernel level, never answers
         try:
-            yield build()
+            yield build(timeout=1.0)
         finally:
             process.send_signal(signal.SIGCONT)
 
