@@ -465,7 +465,8 @@ NOTEBOOK_RUNTIME_SETUP_TIMEOUT_SECONDS = env.int(
 NOTEBOOK_RUNTIME_SETUP_MAX_REPOSITORY_BYTES = env.int(
     "NOTEBOOK_RUNTIME_SETUP_MAX_REPOSITORY_BYTES", default=500 * 1024 * 1024
 )
-# Admins only (tests, air-gapped demos): lets workspaces name file:/// repos.
+# Admins only (tests, air-gapped demos): lets workspaces name file:/// repos,
+# and plain http:// to a loopback host for the setup step.
 NOTEBOOK_RUNTIME_SETUP_ALLOW_LOCAL_REPOSITORIES = env.bool(
     "NOTEBOOK_RUNTIME_SETUP_ALLOW_LOCAL_REPOSITORIES", default=False
 )
