@@ -129,7 +129,11 @@ def workspace_action(
         if on_detail:
             messages.success(request, outcome.message)
             return HttpResponseClientRedirect(reverse("workspaces:list"))
-        return HttpResponse("")
+        # Removes the row by its id, not the element htmx aimed at: a live
+        # update may have replaced the row while this request was in flight,
+        # and emptying the replaced element would leave the new one shown.
+        row_id = f"workspace-{workspace_id}"
+        return HttpResponse(f'<tr id="{row_id}" hx-swap-oob="delete"></tr>')
     return _action_answer(request, workspace_id, outcome, on_detail)
 
 

@@ -133,6 +133,22 @@ def test_alice_launches_watches_stops_and_deletes_a_workspace(
     # The answer shows "Stopping…"; Stopped arrives over the socket.
     page.wait_for_selector(f"{row} .state-stopped", timeout=30_000)
     page.on("dialog", lambda dialog: dialog.accept())
+
+    def live_update_while_deleting(route):
+        # What a socket push does while the delete is in flight: the row
+        # htmx aimed at is replaced by a fresh copy.
+        page.evaluate(
+            """(selector) => {
+                const shown = document.querySelector(selector);
+                const copy = shown.cloneNode(true);
+                shown.replaceWith(copy);
+                htmx.process(copy);
+            }""",
+            row,
+        )
+        route.continue_()
+
+    page.route(f"**/{workspace_id}/delete/", live_update_while_deleting)
     page.click(f"{row} button[data-action=delete]")
     page.wait_for_selector(row, state="detached")
     page.reload()
