@@ -41,7 +41,10 @@ _REFUSED = re.compile(
 # Anything else is refused: a checkout's .git/config is the user's to write,
 # and keys such as core.fsmonitor, core.sshCommand, filter.*, url.*.insteadOf
 # or credential.helper would run commands, or send the project's credentials
-# elsewhere, from inside the step that holds them.
+# elsewhere, from inside the step that holds them. Allowed: keys that only
+# shape output or bookkeeping; remote.* is never used for a network call (the
+# step fetches the workspace's URL explicitly); alias.* cannot run either, as
+# git ignores an alias named like a built-in and the step runs only built-ins.
 _SAFE_CONFIG = re.compile(
     r"^(?:core\.(?:repositoryformatversion|filemode|bare|logallrefupdates"
     r"|ignorecase|precomposeunicode|symlinks|autocrlf|eol|safecrlf|quotepath)"
