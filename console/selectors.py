@@ -274,7 +274,8 @@ def _with_names(queryset: QuerySet[Worker]) -> QuerySet[Worker]:
 def _flag(rows: list, now: datetime, *, manageable: bool, may_access: bool = False):
     """Set what the row partial (``console.rows``) prints, as plain values:
     flags that need "now", relative times, labels, the row's URL prefix and
-    the buttons the reader may use. The names come from ``_with_names``.
+    the buttons the reader may use. The names come with the row (``page_sql``
+    for the page, ``_with_names`` for a single row).
     """
     # One reverse() per call, not one per row.
     access_prefix = reverse("proxy:access", args=[ZERO_ID]).removesuffix(f"{ZERO_ID}/")
