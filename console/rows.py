@@ -112,13 +112,13 @@ def render_row(worker, *, oob: bool = False) -> str:
     status = worker.status
     return "".join(
         (
-            f'<tr id="worker-{wid}" class="worker-row',
-            " is-stop-failed" if stop_failed else "",
-            '"',
+            f'<tr id="worker-{wid}"',
+            ' class="is-stop-failed"' if stop_failed else "",
             ' hx-swap-oob="true"' if oob else "",
-            f'><td><a class="expand" href="{path}" aria-expanded="false">'
-            f"<code>{wid[:8]}</code></a>"
-            f'<div class="w-name">{escape(worker.name or DASH)}</div></td>'
+            # console.js marks the link as a disclosure (aria-expanded): it
+            # is one only where the script runs; without it, a plain link.
+            f'><td><a class="expand" href="{path}">{wid[:8]}</a>'
+            f"<div>{escape(worker.name or DASH)}</div></td>"
             f"<td>{escape(worker.owner_name)}</td>"
             f"<td>{escape(worker.project_name or DASH)}</td>"
             f"<td>{escape(worker.backend_label)}</td>"
@@ -141,13 +141,15 @@ def render_row(worker, *, oob: bool = False) -> str:
                 if worker.next_action
                 else DASH
             ),
-            '</td><td class="actions">',
+            # The buttons belong to the #wa form around the table; they
+            # submit it to their formaction.
+            "</td><td>",
             *(
-                f'<button form="wa" formaction="{path}{_button(*action)}'
+                f'<button formaction="{path}{_button(*action)}'
                 for action in worker.actions
             ),
             (
-                f'<a class="button small" href="{escape(worker.access_url)}" '
+                f'<a href="{escape(worker.access_url)}" '
                 'target="_blank" rel="noopener">Access server</a>'
                 if worker.access_url
                 else ""
@@ -184,13 +186,13 @@ def _health(worker) -> str:
 
 
 @lru_cache(maxsize=64)
-def _button(action: str, label: str, css: str, confirm: str) -> str:
-    """A button's markup after its row's path (the same on every row)."""
+def _button(action: str, label: str, confirm: str) -> str:
+    """A button's markup after its row's path (the same on every row). One
+    asking first is styled as dangerous by console.css."""
     return "".join(
         (
             f'{escape(action)}/"',
             f' data-confirm="{escape(confirm)}"' if confirm else "",
-            f' class="{escape(css)}"' if css else "",
             f">{escape(label)}</button>",
         )
     )

@@ -135,7 +135,9 @@ def fleet(personas, default_class):
 
 
 def rows(page) -> set[str]:
-    ids = page.locator("tr.worker-row").evaluate_all("els => els.map(e => e.id)")
+    ids = page.locator("#worker-rows > tr:not(.worker-detail)").evaluate_all(
+        "els => els.map(e => e.id)"
+    )
     return {i.removeprefix("worker-") for i in ids}
 
 
@@ -157,19 +159,22 @@ def test_the_console_filters_expands_refreshes_and_updates_live(
 
     page.check("input[name=status][value=ready]")  # applies on change
     page.wait_for_url(re.compile(r"status=ready"))
-    expect(page.locator("tr.worker-row")).to_have_count(2)
+    expect(page.locator("#worker-rows > tr:not(.worker-detail)")).to_have_count(2)
     assert rows(page) == {w["a_ready"], w["b_ready"]}
 
     page.fill("input[name=user]", str(personas.alice.id))
     page.click("#filters button[type=submit]")
     page.wait_for_url(re.compile(rf"user={personas.alice.id}"))
-    expect(page.locator("tr.worker-row")).to_have_count(1)
+    expect(page.locator("#worker-rows > tr:not(.worker-detail)")).to_have_count(1)
     assert rows(page) == {w["a_ready"]}
 
-    page.click(f"#worker-{w['a_ready']} a.expand")
+    link = page.locator(f"#worker-{w['a_ready']} a.expand")
+    expect(link).to_have_attribute("aria-expanded", "false")  # set by console.js
+    link.click()
     detail = page.locator(f"#worker-{w['a_ready']}-detail[data-open]")
     detail.wait_for()
     assert "timeline" in detail.inner_text().lower()
+    expect(link).to_have_attribute("aria-expanded", "true")
 
     before = page.get_attribute("#last-refreshed", "datetime")
     page.evaluate("window.__sameDocument = true")

@@ -93,8 +93,8 @@ def test_the_console_runs_under_the_policy_without_violations(
     expect(refreshed).not_to_have_attribute("datetime", before, timeout=10_000)
     page.check("input[name=status][value=ready]")  # applies on change
     page.wait_for_url(re.compile(r"status=ready"))
-    expect(page.locator("tr.worker-row")).to_have_count(1)
-    page.click("tr.worker-row a.expand")
+    expect(page.locator("#worker-rows > tr:not(.worker-detail)")).to_have_count(1)
+    page.click("#worker-rows a.expand")
     page.locator("tr.worker-detail[data-open]").wait_for()
     assert violations(page) == [] and reported == []
 

@@ -105,6 +105,25 @@ def test_buttons_show_only_to_those_who_may_act(people, worker):
 
 
 @pytest.mark.django_db
+def test_probe_now_is_in_the_panel_for_those_who_may_act(people, worker):
+    """The panel beside the health it refreshes, in the console and on the
+    panel's own page (a plain form posting back to that page)."""
+    probe = f'formaction="{CONSOLE}{worker.id}/probe/"'
+    admin, operator = client_for(people["admin"]), client_for(people["operator"])
+    assert "/probe/" not in admin.get(CONSOLE).content.decode()
+    panel = admin.get(f"{CONSOLE}{worker.id}/", HTTP_HX_REQUEST="true")
+    assert probe in panel.content.decode()
+    page = admin.get(f"{CONSOLE}{worker.id}/").content.decode()
+    assert probe in page and f'name="next" value="{CONSOLE}{worker.id}/"' in page
+    assert probe not in operator.get(f"{CONSOLE}{worker.id}/").content.decode()
+    response = admin.post(
+        f"{CONSOLE}{worker.id}/probe/", {"next": f"{CONSOLE}{worker.id}/"}
+    )
+    assert response.status_code == 302
+    assert response["Location"] == f"{CONSOLE}{worker.id}/"
+
+
+@pytest.mark.django_db
 def test_a_granted_operator_may_act_and_a_revoked_one_may_not(people, worker):
     operator = people["operator"]
     grant(operator, "manage_worker")

@@ -8,15 +8,23 @@ concurrent threads with real commits.
 
 import random
 import threading
+from datetime import timedelta
 
+import factory
 import pytest
 from django.db import close_old_connections, connection
 from django.db.models import Count
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.factories import WorkerFactory
+from tests.factories import (
+    ProjectFactory,
+    UserFactory,
+    WorkerFactory,
+    WorkspaceFactory,
+)
 from tests.integration.console_support import CONSOLE
 from workers import states
 from workers.models import Worker, WorkerStatusCount
@@ -194,3 +202,31 @@ def test_the_page_is_compressed_for_clients_that_accept_it(client, admin_user):
     assert packed["Content-Encoding"] == "gzip"
     assert "Accept-Encoding" in packed["Vary"]
     assert len(packed.content) < len(plain.content) / 3
+
+
+@pytest.mark.django_db
+def test_a_hundred_rows_with_every_button_stay_under_80_kb(client, admin_user):
+    """The heaviest page of 100 rows: ready workers, probed and due an idle
+    stop, seen by an admin who may stop them and use Access server; names
+    as long as ``seed_load``'s at 100k workers."""
+    client.force_login(admin_user)
+    owner = UserFactory(username="load-user-99999")
+    project = ProjectFactory(name="Load project 123", personal_owner=owner)
+    now = timezone.now()
+    WorkerFactory.create_batch(
+        120,
+        workspace=factory.SubFactory(WorkspaceFactory, project=project),
+        name=factory.Sequence(lambda i: f"nb-{90000 + i}"),
+        backend="docker",
+        status="ready",
+        health="ready",
+        health_checked_at=now - timedelta(minutes=1),
+        last_activity_at=now - timedelta(minutes=22),
+        next_action="idle stop",
+        next_action_at=now + timedelta(minutes=47),
+    )
+    response = client.get(f"{CONSOLE}?status=ready&backend=docker")
+    html = response.content.decode()
+    assert html.count("<tr id=") == 100
+    assert html.count(">Stop</button>") == html.count(">Access server</a>") == 100
+    assert len(response.content) <= 80_000

@@ -47,6 +47,13 @@
     for (const [key, value] of [...data.entries()]) if (value === "") data.delete(key);
   });
 
+  // A row's link opens its panel in place: a disclosure only where this
+  // script runs, so it is marked here (console/rows.py leaves it plain).
+  htmx.onLoad((content) => {
+    const links = content.querySelectorAll?.("a.expand:not([aria-expanded])") ?? [];
+    links.forEach((link) => link.setAttribute("aria-expanded", "false"));
+  });
+
   const collapse = (id) => {
     document.getElementById(`worker-${id}-detail`)?.remove();
     const link = document.querySelector(`#worker-${id} a.expand`);
@@ -57,7 +64,7 @@
   document.addEventListener("click", (event) => {
     const close = event.target.closest("[data-collapse]");
     const link = event.target.closest("a.expand");
-    const id = close?.dataset.collapse || link?.closest("tr.worker-row")?.id.slice("worker-".length);
+    const id = close?.dataset.collapse || link?.closest("tr")?.id.slice("worker-".length);
     if (!id || (link && !document.querySelector(`#worker-${id}-detail[data-open]`))) return;
     event.preventDefault();
     event.stopPropagation();
@@ -65,7 +72,8 @@
   }, true);
 
   document.addEventListener("htmx:afterSwap", (event) => {
-    const link = event.detail.elt;
+    // detail.elt is the swap's target (the row); the link asked for it.
+    const link = event.detail.requestConfig?.elt;
     if (link?.matches?.("a.expand")) link.setAttribute("aria-expanded", "true");
   });
 
