@@ -15,8 +15,8 @@ is grown with ``manage.py seed_load`` and served with ``manage.py serve``
 (DEBUG off, plain HTTP, no in-process task worker).
 
 Each size restarts both servers (their startup time and memory are
-printed), then runs ``--rounds`` rounds; a round sends every case once,
-alternating the two systems, each client on one keep-alive connection with
+printed), then runs ``--rounds`` rounds; a round sends every case once, in
+a new random order each round (seeded by the size), each client on one keep-alive connection with
 ``Accept-Encoding: gzip``. Printed per case: p50/p95 in ms from request to
 last byte, the body before and on the wire, SQL statements per request
 (ours: ``X-Query-Count``; JupyterHub: its statement counter before and
@@ -28,6 +28,7 @@ import argparse
 import gzip
 import http.client
 import os
+import random
 import re
 import secrets
 import signal
@@ -399,8 +400,12 @@ def run_size(size: int, ours: Ours, jh: JupyterHub, rounds: int) -> str:
         for _ in range(5):  # warm both: caches, connections, JIT-less imports
             for case in all_cases:
                 clients[case.system].get(case.path, case.headers)
+        # A new order every round: a request that always followed the
+        # same other one would inherit its after-effects (JupyterHub keeps
+        # working after its heavier answers, on the same two cores).
+        order = random.Random(size)
         for _ in range(rounds):
-            for case in all_cases:
+            for case in order.sample(all_cases, len(all_cases)):
                 elapsed, *_ = clients[case.system].get(case.path, case.headers)
                 case.times.append(elapsed)
         memory = {"ours": ours.rss_mib(), "jh": jh.rss_mib()}

@@ -282,8 +282,9 @@ def _flag(rows: list, now: datetime, *, manageable: bool, may_access: bool = Fal
     access_prefix = reverse("proxy:access", args=[ZERO_ID]).removesuffix(f"{ZERO_ID}/")
     language = get_language()
     for worker in rows:
+        wid = str(worker.id)
         # Relative to the console page, the only page that shows rows.
-        worker.console_path = f"{worker.id}/"
+        worker.console_path = f"{wid}/"
         worker.manageable = manageable
         worker.stale = worker.is_stale(now)
         worker.action_overdue = bool(
@@ -297,9 +298,7 @@ def _flag(rows: list, now: datetime, *, manageable: bool, may_access: bool = Fal
         worker.due = _due(worker, now, language)
         worker.actions = _actions(worker) if manageable else ()
         worker.access_url = (
-            f"{access_prefix}{worker.id}/"
-            if may_access and worker.can_access_server
-            else ""
+            f"{access_prefix}{wid}/" if may_access and worker.can_access_server else ""
         )
     return rows
 

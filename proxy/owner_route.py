@@ -32,7 +32,8 @@ from django.utils.crypto import constant_time_compare
 from workers.models import Worker
 from workspaces.models import Workspace
 
-DB_SESSIONS = "django.contrib.sessions.backends.db"
+# Engines that keep sessions in Django's session table, which the query reads.
+DB_SESSIONS = ("django.contrib.sessions.backends.db", "accounts.sessions")
 MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 
@@ -61,7 +62,7 @@ async def owner_route(*, session_key: str, workspace_id: uuid.UUID):
     from proxy import dbpool
     from proxy.selectors import route_from_rows
 
-    if not session_key or settings.SESSION_ENGINE != DB_SESSIONS:
+    if not session_key or settings.SESSION_ENGINE not in DB_SESSIONS:
         return None
     if not _on_postgresql():  # LATERAL, psycopg
         return None
@@ -102,7 +103,7 @@ def _signed_in_as(session_data: str, user_id, password: str) -> bool:
 # is_active are still read from the database on every request.
 @lru_cache(maxsize=4096)
 def _session_payload(session_data: str) -> MappingProxyType:
-    store = import_module(DB_SESSIONS).SessionStore()
+    store = import_module(settings.SESSION_ENGINE).SessionStore()
     return MappingProxyType(store.decode(session_data))
 
 
