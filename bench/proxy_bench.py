@@ -12,7 +12,8 @@ aiohttp app), and configurable-http-proxy, JupyterHub's proxy, as the anchor
 (``npm install --prefix var/chp configurable-http-proxy``; bench only).
 
 Measures small-request latency (``GET api/status``: p50 over --serial
-requests from one client, the added cost; p50/p95 over --requests with
+requests per way from one client, the ways interleaved request by request,
+the added cost; p50/p95 over --requests with
 --concurrency clients), the kernel execute round trip
 (``1+1`` over the kernel websocket: p50/p95 over --executes) and a
 --megabytes download's throughput (best of --rounds), and JupyterLab's full
@@ -29,6 +30,7 @@ import asyncio
 import contextlib
 import json
 import os
+import random
 import shutil
 import socket
 import statistics
@@ -179,6 +181,35 @@ async def small_requests(base: str, headers: dict, total: int, concurrency: int)
     return timings
 
 
+async def serial_requests(ways, total: int) -> dict[str, list[float]]:
+    """One client, one request at a time, taking the ways in a new random
+    order for every request: what each way adds is then measured under the
+    same moment's load (runs of hundreds of requests per way drifted by
+    more than a millisecond between runs)."""
+    order = random.Random(total)
+    sessions = {}
+    timings: dict[str, list[float]] = {name: [] for name, *_ in ways}
+    try:
+        for name, base, headers in ways:
+            sessions[name] = aiohttp.ClientSession(
+                connector=aiohttp.TCPConnector(limit=1), headers=headers
+            )
+            for _ in range(50):  # warm up: connections, caches
+                async with sessions[name].get(base + "api/status") as r:
+                    assert r.status == 200, (name, r.status, await r.text())
+                    await r.read()
+        for _ in range(total):
+            for name, base, _headers in order.sample(ways, len(ways)):
+                started = time.perf_counter()
+                async with sessions[name].get(base + "api/status") as r:
+                    await r.read()
+                timings[name].append((time.perf_counter() - started) * 1000)
+    finally:
+        for session in sessions.values():
+            await session.close()
+    return timings
+
+
 def execute_message(msg_id: str) -> str:
     return json.dumps(
         {
@@ -282,12 +313,11 @@ def run_ways(ways, args) -> list[dict]:
         name: {"serial": [], "small": [], "exec": [], "mb_s": []} for name, *_ in ways
     }
     rounds = args.rounds
+    for name, timings in asyncio.run(serial_requests(ways, args.serial)).items():
+        samples[name]["serial"] = timings
     for _ in range(rounds):
         for name, base, headers in ways:
             got = samples[name]
-            got["serial"] += asyncio.run(
-                small_requests(base, headers, args.serial // rounds, 1)
-            )
             got["small"] += asyncio.run(
                 small_requests(base, headers, args.requests // rounds, args.concurrency)
             )
@@ -352,7 +382,7 @@ def print_ratios(rows: list[dict]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--serial", type=int, default=600)
+    parser.add_argument("--serial", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=20)
     parser.add_argument("--executes", type=int, default=500)
