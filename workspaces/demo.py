@@ -434,7 +434,18 @@ def seed_workers(workspaces: dict[str, Workspace]) -> list[Worker]:
         elif not worker.launch_spec:  # seeded before demo rows had a spec
             Worker.objects.filter(pk=worker.pk).update(launch_spec=spec)
         made.append(worker)
+    _created_before_their_workers(workspaces.values())
     return made
+
+
+def _created_before_their_workers(workspaces) -> None:
+    """A workspace's history goes back a day: it must not read as created
+    after its first start."""
+    for ws in workspaces:
+        first = ws.workers.order_by("created_at").values_list("created_at", flat=True)
+        if first and ws.created_at > first[0]:
+            created = first[0] - timedelta(minutes=5)
+            Workspace.objects.filter(pk=ws.pk).update(created_at=created)
 
 
 def _seed_events(worker: Worker, *, note: str) -> None:

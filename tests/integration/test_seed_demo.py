@@ -54,6 +54,12 @@ def test_it_covers_every_status_a_failure_and_a_stale_worker():
     assert Worker.objects.stale().exists()
 
 
+def test_every_workspace_was_created_before_its_first_start():
+    call_command("seed_demo")
+    for worker in Worker.objects.select_related("workspace"):
+        assert worker.workspace.created_at < worker.created_at, worker.name
+
+
 def test_the_printed_passwords_log_in(client, capsys):
     call_command("seed_demo")
     lines = [line.split() for line in capsys.readouterr().out.splitlines()[1:]]
