@@ -111,10 +111,10 @@ _escaped = lru_cache(maxsize=4096)(escape)
 
 def render_row(worker, *, oob: bool = False) -> str:
     """One ``<tr>`` for ``worker`` (a row from the console's selectors)."""
-    wid = worker.console_path[:-1]
-    # Not escaped, as made here from safe parts: the path (a UUID), the
-    # relative times (console.selectors, from Django's own phrases).
+    # Not escaped, as made from safe parts: the path (the worker's UUID and
+    # a slash) and the relative times (console.selectors, Django's phrases).
     path = worker.console_path
+    wid = path[:-1]
     stop_failed = worker.stop_failed
     status = worker.status
     return "".join(

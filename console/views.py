@@ -73,8 +73,9 @@ def console(request: HttpRequest) -> HttpResponse:
 
     Compressed when the client accepts it (~76 KB to ~10 KB for 100 rows;
     ``config.compression``, a faster level than Django's).
-    The page carries the CSRF token; Django masks it per response and, since
-    4.2, pads gzip output with random bytes, both against BREACH. Only this
+    The page carries the CSRF token; Django masks it per response and
+    ``config.compression`` pads the gzip output with random bytes as Django
+    does, both against BREACH. Only this
     view: a site-wide GZipMiddleware would also buffer-compress the /w/
     proxy's streamed responses.
 
