@@ -333,19 +333,23 @@ def _row(name: str, got: dict) -> dict:
     row = {
         "way": name,
         "serial_p50": statistics.median(got["serial"]),
+        "serial_p95": pct(got["serial"], 0.95),
         "status_p50": statistics.median(got["small"]),
         "status_p95": pct(got["small"], 0.95),
         "exec_p50": statistics.median(got["exec"]),
         "exec_p95": pct(got["exec"], 0.95),
         "mb_s": max(got["mb_s"]),
         "page_p50": statistics.median(got["page"]) if got["page"] else 0.0,
+        "page_max": max(got["page"]) if got["page"] else 0.0,
     }
     print(
         f"{name:<24} 1 client p50 {row['serial_p50']:5.2f} ms"
+        f"  p95 {row['serial_p95']:5.2f} ms"
         f"   {len(got['small'])} req p50 {row['status_p50']:6.2f} ms  p95 {row['status_p95']:6.2f} ms"
         f"   execute p50 {row['exec_p50']:6.2f} ms  p95 {row['exec_p95']:6.2f} ms"
         f"   download {row['mb_s']:7.1f} MB/s"
-        f"   lab page load p50 {row['page_p50']:5.2f} s",
+        f"   lab page load p50 {row['page_p50']:5.2f} s"
+        f" (slowest of {len(got['page'])}: {row['page_max']:5.2f} s)",
         flush=True,
     )
     return row
