@@ -3,10 +3,10 @@
 Every function takes the reading user and returns nothing to a user who
 may not view the console (``can_view_console``), so the page, its partials
 and the websocket consumer share one rule.
-The list page costs three queries whatever the fleet size: the summary
-(kept status counts and the stale rows, one ``UNION ALL``), the
-keyset-paged rows (limit+1, no COUNT for paging) and the resource class
-usage (each class's active workers in a subquery).
+The list page costs three queries whatever the fleet size, sent together
+(``page_sql.fetch``): the summary (kept status counts and the stale rows,
+one ``UNION ALL``), the keyset-paged rows (limit+1, no COUNT for paging)
+and the resource class usage (each class's active workers in a subquery).
 """
 
 import uuid
@@ -84,6 +84,7 @@ class ConsolePage:
     filterset: WorkerConsoleFilter
     rows: list[ConsoleRow] = field(default_factory=list)
     summary: Summary | None = None
+    classes: list["ClassUsage"] = field(default_factory=list)
     older: Cursor | None = None
     limit: int = 0
     now: datetime = field(default_factory=timezone.now)
@@ -197,8 +198,17 @@ def console_page(*, user, data: QueryDict) -> ConsolePage:
         page.summary = Summary(total=0, active=0, failed=0, stale=0)
         return page
     conditions = page_sql.Conditions.of(statuses=filterset.statuses, options=options)
-    page.summary = console_summary(conditions, options, now=page.now)
-    page.rows, page.older = _keyset_page(conditions, options.get("before"), page.limit)
+    counts, rows, page.classes = page_sql.fetch(
+        _summary_query(conditions, options, now=page.now),
+        page_sql.rows_query(conditions, options.get("before"), page.limit + 1),
+        _class_usage_query(),
+    )
+    page.summary = _summary(counts)
+    # One row past the limit says "there is more" (no COUNT for paging).
+    if len(rows) > page.limit:
+        rows = rows[: page.limit]
+        page.older = Cursor(created_at=rows[-1].created_at, id=rows[-1].id)
+    page.rows = rows
     _flag(
         page.rows,
         page.now,
@@ -208,9 +218,9 @@ def console_page(*, user, data: QueryDict) -> ConsolePage:
     return page
 
 
-def console_summary(
+def _summary_query(
     conditions: page_sql.Conditions, options: dict, *, now: datetime
-) -> Summary:
+) -> page_sql.Query:
     """Total, active, failed and stale workers the filters match, in one
     query (the status counts and the stale count, ``UNION ALL``), for a
     reader who sees every worker (``visible_workers``).
@@ -226,9 +236,12 @@ def console_summary(
     kept = counts_kept(connection) and not (
         options.get("project") or options.get("user")
     )
-    counts = page_sql.status_counts(
+    return page_sql.status_counts_query(
         conditions, kept=kept, backend=options.get("backend"), now=now
     )
+
+
+def _summary(counts: dict[str, int]) -> Summary:
     stale_count = counts.pop(page_sql.STALE_KEY, 0)
     return Summary(
         total=sum(counts.values()),
@@ -236,19 +249,6 @@ def console_summary(
         failed=counts.get(states.FAILED, 0),
         stale=stale_count,
     )
-
-
-def _keyset_page(
-    conditions: page_sql.Conditions, before: Cursor | None, limit: int
-) -> tuple[list[ConsoleRow], Cursor | None]:
-    """Newest first on (created_at, id); one extra row says "there is more".
-    Plain rows, not models: building 100 models (and, before, their owner,
-    project and class) cost more than the query."""
-    rows = page_sql.rows(conditions, before, limit + 1)
-    if len(rows) <= limit:
-        return rows, None
-    rows = rows[:limit]
-    return rows, Cursor(created_at=rows[-1].created_at, id=rows[-1].id)
 
 
 # (slug, label, confirmation): the buttons a manager sees in a row, each
@@ -330,7 +330,7 @@ class ClassUsage:
     active_workers: int
 
 
-def resource_class_usage() -> list[ClassUsage]:
+def _class_usage_query() -> page_sql.Query:
     """Every resource class with its ``active_workers``, in one query.
 
     Each class counts its active workers in a correlated subquery, an
@@ -342,9 +342,9 @@ def resource_class_usage() -> list[ClassUsage]:
     compiling the subquery cost Django ten times what running it did.
     """
     sql, params = _class_usage_sql(connection.vendor)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return [ClassUsage(*row) for row in cursor.fetchall()]
+    return page_sql.Query(
+        sql, list(params), lambda fetched: [ClassUsage(*row) for row in fetched]
+    )
 
 
 @cache

@@ -24,7 +24,6 @@ from console.selectors import (
     can_manage_workers,
     can_view_console,
     console_page,
-    resource_class_usage,
     worker_detail,
     worker_row,
 )
@@ -87,7 +86,7 @@ def console(request: HttpRequest) -> HttpResponse:
         runtime.attach_live_health(page.rows)
     context = {
         "page": page,
-        "classes": resource_class_usage(),
+        "classes": page.classes,
         "refresh_seconds": settings.NOTEBOOK_WORKERS_REFRESH_SECONDS,
         "next_path": request.get_full_path(),
     }

@@ -29,12 +29,12 @@ from django.contrib.sessions.models import Session
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
+from accounts.middleware import MODEL_BACKEND, session_auth_hash
 from workers.models import Worker
 from workspaces.models import Workspace
 
 # Engines that keep sessions in Django's session table, which the query reads.
 DB_SESSIONS = ("django.contrib.sessions.backends.db", "accounts.sessions")
-MODEL_BACKEND = "django.contrib.auth.backends.ModelBackend"
 
 
 @cache
@@ -92,21 +92,18 @@ def _signed_in_as(session_data: str, user_id, password: str) -> bool:
     if MODEL_BACKEND not in settings.AUTHENTICATION_BACKENDS:
         return False
     return constant_time_compare(
-        data.get(HASH_SESSION_KEY, ""), _session_auth_hash(user_id, password)
+        data.get(HASH_SESSION_KEY, ""),
+        session_auth_hash(user_id, password, settings.SECRET_KEY),
     )
 
 
-# Both are pure functions of their arguments (and SECRET_KEY), kept for the
-# sessions in use: verifying the signed session blob and building a user to
-# hash its password cost about a fifth of what the proxy adds to a request
-# (bench/proxy_bench.py). The session row, the user's password hash and
-# is_active are still read from the database on every request.
+# A pure function of its argument (and SECRET_KEY), kept for the sessions in
+# use, as the password's session hash is (``session_auth_hash``): verifying
+# the signed session blob and hashing the password cost about a fifth of
+# what the proxy adds to a request (bench/proxy_bench.py). The session row,
+# the user's password hash and is_active are still read from the database
+# on every request.
 @lru_cache(maxsize=4096)
 def _session_payload(session_data: str) -> MappingProxyType:
     store = import_module(settings.SESSION_ENGINE).SessionStore()
     return MappingProxyType(store.decode(session_data))
-
-
-@lru_cache(maxsize=4096)
-def _session_auth_hash(user_id, password: str) -> str:
-    return get_user_model()(pk=user_id, password=password).get_session_auth_hash()

@@ -7,6 +7,7 @@ same rows in the same order, page after page, and the same counts, kept or
 counted, with the stale count equal to ``workers.models.stale_q``'s.
 """
 
+import functools
 import itertools
 
 import pytest
@@ -71,6 +72,10 @@ def conditions_of(bound: WorkerConsoleFilter) -> page_sql.Conditions:
     )
 
 
+def fetched(query: page_sql.Query):
+    return page_sql.fetch(query)[0]
+
+
 def test_every_filter_combination_lists_the_same_rows_page_by_page(fleet, alice, bob):
     compared = 0
     for data in queries(fleet, alice, bob):
@@ -81,7 +86,7 @@ def test_every_filter_combination_lists_the_same_rows_page_by_page(fleet, alice,
         conditions = conditions_of(bound)
         listed, before = [], None
         while True:  # pages of two, through the cursor
-            rows = page_sql.rows(conditions, before, 2)
+            rows = fetched(page_sql.rows_query(conditions, before, 2))
             listed += [row.id for row in rows]
             if len(rows) < 2:
                 break
@@ -94,7 +99,8 @@ def test_every_filter_combination_lists_the_same_rows_page_by_page(fleet, alice,
 def test_rows_carry_the_names_and_exact_times(fleet):
     worker = fleet.workers[0]
     bound = filterset(QueryDict("terminal=on"))
-    rows = {row.id: row for row in page_sql.rows(conditions_of(bound), None, 100)}
+    query = page_sql.rows_query(conditions_of(bound), None, 100)
+    rows = {row.id: row for row in fetched(query)}
     row = rows[worker.pk]
     assert row.owner_name == worker.owner.username
     assert row.project_name == worker.project.name
@@ -103,6 +109,23 @@ def test_rows_carry_the_names_and_exact_times(fleet):
     assert row.status_changed_at == worker.status_changed_at
     assert row.workspace_id == worker.workspace_id
     assert row.next_action_at is None
+
+
+@pytest.mark.parametrize("date_style", ["ISO, MDY", "German", "SQL, DMY", "Postgres"])
+def test_rows_times_are_exact_whatever_the_sessions_date_style(fleet, date_style):
+    expected = {w.pk: (w.created_at, w.status_changed_at) for w in fleet.workers}
+    query_of = functools.partial(
+        page_sql.rows_query, conditions_of(filterset(QueryDict("terminal=on")))
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(f"SET DateStyle = '{date_style}'")
+    try:
+        rows = fetched(query_of(None, 100))
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET DateStyle")
+    got = {row.id: (row.created_at, row.status_changed_at) for row in rows}
+    assert {k: got[k] for k in expected} == expected
 
 
 def test_every_filter_combination_counts_the_same(fleet, alice, bob):
@@ -121,10 +144,38 @@ def test_every_filter_combination_counts_the_same(fleet, alice, bob):
         if counts_kept(connection) and not (options["project"] or options["user"]):
             ways.append(True)
         for kept in ways:
-            counts = page_sql.status_counts(
-                conditions, kept=kept, backend=options["backend"] or None, now=now
+            counts = fetched(
+                page_sql.status_counts_query(
+                    conditions, kept=kept, backend=options["backend"] or None, now=now
+                )
             )
             assert counts.pop(page_sql.STALE_KEY) == stale, data.urlencode()
             got = {status: n for status, n in counts.items() if n}
             assert got == expected, (data.urlencode(), kept)
     assert stale_seen  # the fleet's two stale workers were counted somewhere
+
+
+def test_queries_sent_together_each_get_their_own_result(fleet):
+    conditions = conditions_of(filterset(QueryDict("terminal=on")))
+    now = timezone.now()
+    rows = page_sql.rows_query(conditions, None, 100)
+    counts = page_sql.status_counts_query(conditions, kept=False, backend=None, now=now)
+    one = page_sql.Query("SELECT 1", [], list)
+    together = page_sql.fetch(counts, rows, one)
+    assert together[0] == fetched(counts)
+    assert [row.id for row in together[1]] == [row.id for row in fetched(rows)]
+    assert together[2] == [(1,)]
+    counted = dict(together[0])
+    counted.pop(page_sql.STALE_KEY)
+    assert sum(counted.values()) == Worker.objects.count()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_query_among_them_raises_djangos_error_and_the_next_works(fleet):
+    from django.db import DatabaseError
+
+    good = page_sql.Query("SELECT 1", [], list)
+    bad = page_sql.Query("SELECT no_such_column FROM workers_worker", [], list)
+    with pytest.raises(DatabaseError, match="no_such_column"):
+        page_sql.fetch(good, bad, good)
+    assert page_sql.fetch(good) == [[(1,)]]
