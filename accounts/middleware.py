@@ -27,6 +27,7 @@ from django.contrib.auth import (
     get_user_model,
 )
 from django.contrib.auth import middleware as auth_middleware
+from django.core.exceptions import ValidationError
 from django.db import connections, router
 from django.utils.crypto import constant_time_compare
 from django.utils.functional import SimpleLazyObject
@@ -81,7 +82,7 @@ def _user_by_id(user_id):
     model = get_user_model()
     try:
         key = model._meta.pk.to_python(user_id)
-    except Exception:  # noqa: BLE001 - any bad value: not the common case
+    except (ValidationError, TypeError, ValueError):
         return None
     using = router.db_for_read(model)
     connection = connections[using]

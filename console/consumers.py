@@ -52,6 +52,7 @@ SIGNED_OUT = 4401  # the session that opened the socket has ended
 REFUSED = 4403  # may not view the console (any more)
 TRY_AGAIN = 1013  # the channel layer refused (e.g. out of connections)
 INTERNAL_ERROR = 1011
+CLIENT_GONE = 1006  # closed without a close frame
 REJOIN_SECONDS = 3600  # well inside the Redis layer's group_expiry
 
 
@@ -217,6 +218,10 @@ async def push(targets: list["WorkersConsoleConsumer"], ids: frozenset[str]) -> 
             if outcome and not consumer.closed:
                 try:
                     await consumer.send(text_data=outcome)
+                except OSError:
+                    # ASGI's word for a client already gone (its disconnect
+                    # message follows): not an error of ours.
+                    endings.append(consumer.disconnect(CLIENT_GONE))
                 except Exception as exc:  # noqa: BLE001 - that socket only
                     endings.append(consumer.fail(exc))
         elif isinstance(outcome, BaseException):

@@ -9,6 +9,7 @@ marked for an htmx out-of-band swap: the list row, or with
 """
 
 import asyncio
+import contextlib
 from urllib.parse import parse_qs
 from uuid import UUID
 
@@ -159,4 +160,7 @@ class WorkspacesConsumer(AsyncWebsocketConsumer):
             csrf_token=csrf_token_for(self.scope),
         )
         if html.strip():
-            await self.send(text_data=html)
+            # An OSError is ASGI's word for a client already gone (its
+            # disconnect message follows).
+            with contextlib.suppress(OSError):
+                await self.send(text_data=html)

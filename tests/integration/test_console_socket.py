@@ -213,3 +213,30 @@ async def test_the_next_push_rechecks_the_session_and_the_user(
         "code": code,
     }
     await socket.disconnect()
+
+
+async def test_a_client_gone_mid_push_ends_its_socket_quietly(monkeypatch, caplog):
+    """ASGI servers raise an OSError from send() once the client has gone;
+    the other sockets still get their rows and nothing is logged as an
+    error."""
+    sent = []
+
+    class Socket(consumers.WorkersConsoleConsumer):
+        def __init__(self, gone: bool):
+            super().__init__()
+            self.session_key, self.gone = "s", gone
+
+        def outcome(self, batch):
+            return "<tr></tr>"
+
+        async def send(self, text_data=None, bytes_data=None, close=False):
+            if self.gone:
+                raise OSError("client disconnected")
+            sent.append(text_data)
+
+    monkeypatch.setattr(consumers, "read_batch", lambda batch: None)
+    gone, staying = Socket(gone=True), Socket(gone=False)
+    await consumers.push([gone, staying], frozenset({"w"}))
+    assert sent == ["<tr></tr>"]
+    assert gone.closed and not staying.closed
+    assert not [r for r in caplog.records if r.levelname == "ERROR"]

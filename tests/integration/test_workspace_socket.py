@@ -151,3 +151,26 @@ async def test_a_deactivated_user_gets_no_more_rows(world, alice):
         "type": "websocket.close",
         "code": SIGNED_OUT,
     }
+
+
+async def test_a_client_gone_before_its_update_is_sent_is_not_an_error(monkeypatch):
+    """ASGI servers raise an OSError from send() once the client has gone:
+    the coalesced push ends quietly instead of failing its task."""
+    from types import SimpleNamespace
+
+    from workspaces import consumers
+
+    class Gone(consumers.WorkspacesConsumer):
+        async def send(self, text_data=None, bytes_data=None, close=False):
+            raise OSError("client disconnected")
+
+    user = SimpleNamespace(pk=1)
+    monkeypatch.setattr(consumers, "COALESCE_SECONDS", 0)
+    monkeypatch.setattr(consumers, "session_user", lambda key: user)
+    monkeypatch.setattr(consumers, "render_update", lambda **kwargs: "<tr></tr>")
+    monkeypatch.setattr(consumers, "csrf_token_for", lambda scope: "t")
+    socket = Gone()
+    socket.scope, socket.session_key, socket.user = {}, "s", user
+    socket.pending, socket.flush_task, socket.detail_of = {"w"}, None, None
+    await socket._flush_soon()  # raised OSError before
+    assert socket.pending == set()
