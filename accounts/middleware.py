@@ -16,6 +16,7 @@ case.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import cache, lru_cache
 
 from django.conf import settings
@@ -57,23 +58,29 @@ def signed_in_user(request):
     return it."""
     session = request.session
     user_id = session.get(SESSION_KEY)
-    if (
-        user_id is None
-        or session.get(BACKEND_SESSION_KEY) != MODEL_BACKEND
-        or MODEL_BACKEND not in settings.AUTHENTICATION_BACKENDS
-    ):
-        return auth.get_user(request)
-    user = _user_by_id(user_id)
+    user = _user_by_id(user_id) if user_id is not None else None
     if (
         user is None
         or not user.is_active  # ModelBackend.user_can_authenticate
-        or not constant_time_compare(
-            session.get(HASH_SESSION_KEY) or "",
-            session_auth_hash(user.pk, user.password, settings.SECRET_KEY),
-        )
+        or not session_signed_in(session, user.pk, user.password)
     ):
         return auth.get_user(request)
     return user
+
+
+def session_signed_in(session: Mapping, user_id, password: str) -> bool:
+    """Whether ``session`` is the common case for this user: signed in by
+    ``ModelBackend`` (still configured) as ``user_id``, whose password hash
+    is still ``password``."""
+    return (
+        str(session.get(SESSION_KEY)) == str(user_id)
+        and session.get(BACKEND_SESSION_KEY) == MODEL_BACKEND
+        and MODEL_BACKEND in settings.AUTHENTICATION_BACKENDS
+        and constant_time_compare(
+            session.get(HASH_SESSION_KEY) or "",
+            session_auth_hash(user_id, password, settings.SECRET_KEY),
+        )
+    )
 
 
 def _user_by_id(user_id):

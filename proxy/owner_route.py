@@ -6,7 +6,8 @@ four times what the proxy may add. This reads the session, the workspace's
 owner and its newest worker in one round trip, on the event loop
 (``proxy.dbpool``), and answers only the common case (a valid session of
 the workspace's owner, signed in with ModelBackend, password hash
-unchanged); anything else returns None and goes the full way
+unchanged: ``accounts.middleware.session_signed_in``, the pages' rule too);
+anything else returns None and goes the full way
 (``selectors.route_for_session``), which also does the session upkeep
 (flushing a session whose password hash no longer matches).
 """
@@ -19,17 +20,11 @@ from importlib import import_module
 from types import MappingProxyType
 
 from django.conf import settings
-from django.contrib.auth import (
-    BACKEND_SESSION_KEY,
-    HASH_SESSION_KEY,
-    SESSION_KEY,
-    get_user_model,
-)
+from django.contrib.auth import get_user_model
 from django.contrib.sessions.models import Session
 from django.utils import timezone
-from django.utils.crypto import constant_time_compare
 
-from accounts.middleware import MODEL_BACKEND, session_auth_hash
+from accounts.middleware import session_signed_in
 from workers.models import Worker
 from workspaces.models import Workspace
 
@@ -84,17 +79,7 @@ def _on_postgresql() -> bool:
 
 
 def _signed_in_as(session_data: str, user_id, password: str) -> bool:
-    data = _session_payload(session_data)
-    if str(data.get(SESSION_KEY)) != str(user_id):
-        return False
-    if data.get(BACKEND_SESSION_KEY) != MODEL_BACKEND:
-        return False
-    if MODEL_BACKEND not in settings.AUTHENTICATION_BACKENDS:
-        return False
-    return constant_time_compare(
-        data.get(HASH_SESSION_KEY, ""),
-        session_auth_hash(user_id, password, settings.SECRET_KEY),
-    )
+    return session_signed_in(_session_payload(session_data), user_id, password)
 
 
 # A pure function of its argument (and SECRET_KEY), kept for the sessions in
